@@ -1,0 +1,78 @@
+"""``sla-K``: Stacked Latent Attention (Fan & Zhou, CVPR 2018), in sla-bench's formulation.
+
+The latent spatial state is carried from layer to layer along a convolutional pathway; each
+layer's attention is a side branch whose heat-map is concatenated back onto that pathway:
+
+    c_0 = (nothing)
+    s_t = phi(P_t [V ; c_{t-1}] + Q_t q_t)     (B, N, d)   P_t: conv over positions (1x1, or k)
+    a_t = masked softmax(w_t . s_t)            (B, N)      the attention branch
+    z_t = sum_i a_t,i V_i                      (B, D)      content vector
+    c_t = [s_t ; a_t]                          (B, N, d+1) carry=latent+attn   ([s_t] for carry=latent)
+    q_{t+1} = z_t                              (replace; residual: q_t + z_t)
+    pooled = [z_K ; sum_i a_K,i s_K,i]         (B, D+d)    readout=z+latent    (z_K for readout=z)
+
+phi defaults to ReLU, so the pathway V -> s_1 -> ... -> s_K -> pooled has no saturating
+activation (the paper's third fault of stacked attention). With K=1, phi=tanh and readout=z
+this is exactly ``attn`` (same parameters, same numbers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import (ACTIVATIONS, AdditiveAttentionLayer, HeadOutput, InitialQuery, PoolingHead, attend, check_choice,
+                   check_common, collect, full_mask, maybe_append, next_query)
+
+
+@dataclass
+class SLAConfig:
+    depth: int = 2  # K
+    d: int = 256  # latent size
+    kernel: int = 1
+    query: str = "mean"
+    query_update: str = "replace"
+    phi: str = "relu"  # tanh / sigmoid for ablations of the saturation argument
+    carry: str = "latent+attn"  # what c_t carries to the next layer
+    readout: str = "z+latent"  # what the classifier sees
+
+    def __post_init__(self):
+        check_common(self)
+        check_choice("phi", self.phi, sorted(ACTIVATIONS))
+        check_choice("carry", self.carry, ("latent+attn", "latent"))
+        check_choice("readout", self.readout, ("z+latent", "z"))
+
+
+class StackedLatentAttention(PoolingHead):
+    def __init__(self, dim: int, config: SLAConfig | None = None, spatial_dims: int = 1):
+        super().__init__()
+        config = config or SLAConfig()
+        self.config = config
+        self.carry_attn = config.carry == "latent+attn"
+        self.readout_latent = config.readout == "z+latent"
+        self.out_dim = dim + (config.d if self.readout_latent else 0)
+        carried = config.d + (1 if self.carry_attn else 0)
+        self.query = InitialQuery(dim, config.query)
+        self.layers = nn.ModuleList(
+            AdditiveAttentionLayer(dim + (carried if t else 0), dim, config.d, config.kernel, config.phi, spatial_dims)
+            for t in range(config.depth)
+        )
+
+    def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
+        mask = full_mask(states) if mask is None else mask
+        attentions, latents = collect(return_internals), collect(return_internals)
+        query = self.query(states, mask, first)  # (B, D)
+        real = mask.unsqueeze(-1).to(states.dtype)  # (B, N, 1)
+        carry = None
+        for layer in self.layers:
+            x = states if carry is None else torch.cat([states, carry], dim=-1)  # (B, N, D [+ d + 1])
+            s, a = layer(x, query, mask, grid)
+            content = attend(a, states)  # (B, D)
+            query = next_query(query, content, self.config.query_update)
+            # Padding carries zeros, so the next layer's view of a real position never depends on padding.
+            carry = torch.cat([s * real, a.unsqueeze(-1)], -1) if self.carry_attn else s * real
+            maybe_append(attentions, a)
+            maybe_append(latents, s)
+        pooled = torch.cat([content, attend(a, s)], -1) if self.readout_latent else content
+        return HeadOutput(pooled, attentions, latents)
