@@ -10,8 +10,8 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "patch": "patch", "from_pretrained": "patch", "head_parameters": "patch",
-    "PatchedModelForSequenceClassification": "patch", "PatchedModelForImageClassification": "patch",
+    "patch": "patcher", "from_pretrained": "patcher", "head_parameters": "patcher",
+    "PatchedModelForSequenceClassification": "patcher", "PatchedModelForImageClassification": "patcher",
     "UnsupportedArchitectureError": "families", "supported_families": "families",
     "HeadOptionError": "heads", "HeadSpec": "heads", "UnknownHeadError": "heads", "available_heads": "heads",
     "build_head": "heads", "parse_head_spec": "heads", "register_head": "heads",

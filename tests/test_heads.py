@@ -73,9 +73,10 @@ def test_sla_with_k1_tanh_readout_z_equals_attn():
 def test_sla_readout_and_carry_widths():
     assert build_head("sla-2:d=8", D).out_dim == D + 8
     sla = build_head("sla-3:d=8", D)
-    assert sla.layers[0].proj_in.proj.in_features == D
-    assert sla.layers[1].proj_in.proj.in_features == D + 8 + 1  # [V ; s ; a]
-    assert build_head("sla-3:d=8,carry=latent", D).layers[2].proj_in.proj.in_features == D + 8
+    assert sla.stack.proj_v.proj.weight.shape == (3 * 8, D)  # P_t^V of the three layers, fused
+    assert [c.proj.in_features for c in sla.stack.proj_c] == [8 + 1] * 2  # P_t^c over [s ; a], t = 2, 3
+    assert build_head("sla-3:d=8,carry=latent", D).stack.proj_c[1].proj.in_features == 8
+    assert build_head("san-3:d=8", D).stack.proj_c is None  # SAN carries nothing
 
 
 def test_sla_carries_state_and_san_does_not():
@@ -87,12 +88,11 @@ def test_sla_carries_state_and_san_does_not():
         head = build_head(spec, D)
         before = head(states, mask, first, return_internals=True).latents[1]
         with torch.no_grad():
-            head.layers[0].proj_in.proj.bias.add_(1.0)
-            head.layers[0].proj_q.weight.zero_()  # no query path from layer 1 ...
-            head.layers[0].score.weight.zero_()   # ... and uniform attention, so z_1 is the same mean
+            head.stack.proj_v.proj.bias[:8].add_(1.0)  # layer 1's block of the fused projection
+            head.stack.score[0].weight.zero_()  # uniform attention in layer 1, so z_1 is the same mean
         after1 = head(states, mask, first, return_internals=True).latents[1]
         with torch.no_grad():
-            head.layers[0].proj_in.proj.bias.add_(1.0)
+            head.stack.proj_v.proj.bias[:8].add_(1.0)
         after2 = head(states, mask, first, return_internals=True).latents[1]
         assert (not torch.allclose(after1, after2)) == coupled
 
@@ -108,7 +108,7 @@ def test_kernel3_is_a_real_convolution_over_sequence_and_grid():
     assert diff[3:6].gt(0).all() and diff[:3].eq(0).all() and diff[6:].eq(0).all()  # only neighbours move
 
     grid = build_head("sla-2:kernel=3,d=8,query=learned", D, spatial_dims=2)
-    assert isinstance(grid.layers[0].proj_in.proj, torch.nn.Conv2d)
+    assert isinstance(grid.stack.proj_v.proj, torch.nn.Conv2d)
     states = torch.randn(1, 16, D)
     full = torch.ones(1, 16, dtype=torch.bool)
     base = grid(states, full, None, (4, 4), return_internals=True).latents[0]
@@ -118,6 +118,32 @@ def test_kernel3_is_a_real_convolution_over_sequence_and_grid():
     assert diff[:3, :3].gt(0).all() and diff[3].eq(0).all() and diff[:, 3].eq(0).all()
     with pytest.raises(ValueError, match="grid"):
         grid(states, full, None, None)
+
+
+def test_fused_projection_equals_separate_layers():
+    """The fused V projection is K separate maps: layer t's block alone gives layer t's s_t."""
+    torch.manual_seed(0)
+    head = build_head("san-3:d=8", D)
+    states, mask, first = batch()
+    out = head(states, mask, first, return_internals=True)
+    weight, bias = head.stack.proj_v.proj.weight, head.stack.proj_v.proj.bias
+    query = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)  # q1 = mean; q_{t+1} = z_t
+    for t in range(3):
+        block = slice(8 * t, 8 * (t + 1))
+        s = torch.tanh(states @ weight[block].T + bias[block] + (query @ head.stack.proj_q[t].weight.T).unsqueeze(1))
+        torch.testing.assert_close(s, out.latents[t])
+        query = torch.einsum("bn,bnd->bd", out.attentions[t], states)
+
+
+def test_autocast_bf16_runs_and_stays_close():
+    torch.manual_seed(0)
+    head = build_head("sla-3:d=8", D)
+    states, mask, first = batch()
+    reference = head(states, mask, first).pooled
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = head(states, mask, first).pooled
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), reference, rtol=0.05, atol=0.05)
 
 
 def test_masked_softmax_rows():

@@ -176,7 +176,7 @@ def test_bad_head_and_option_errors():
 def test_patch_options_and_repatch():
     model = harness.patch(tiny_model("vit"), "sla-2:d=16", phi="tanh")
     assert model.spec.options["d"] == 16 and model.spec.options["phi"] == "tanh"
-    assert isinstance(model.head.layers[0].proj_in.proj, torch.nn.Linear)
+    assert isinstance(model.head.stack.proj_v.proj, torch.nn.Linear)
     again = harness.patch(model, "mhap")  # a patched model can be patched again
     assert again.config.sla_bench["base_architecture"] == "ViTForImageClassification"
     assert again.backbone is model.backbone

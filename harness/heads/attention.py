@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from .base import AdditiveAttentionLayer, check_common, HeadOutput, InitialQuery, PoolingHead, attend, collect, full_mask, maybe_append
+from .base import (AttentionStack, HeadOutput, InitialQuery, PoolingHead, attend, check_common, collect, full_mask,
+                   in_compute_dtype, maybe_append)
 
 
 @dataclass
@@ -30,13 +29,15 @@ class AttentionPool(PoolingHead):
         config = config or AttnConfig()
         self.config, self.out_dim = config, dim
         self.query = InitialQuery(dim, config.query)
-        # A one-element list so that sla-1 (phi=tanh, readout=z) has the very same parameter names.
-        self.layers = nn.ModuleList([AdditiveAttentionLayer(dim, dim, config.d, config.kernel, "tanh", spatial_dims)])
+        # The same parameter names as sla-1, so that sla-1 (phi=tanh, readout=z) can load them.
+        self.stack = AttentionStack(dim, 1, config.d, config.kernel, "tanh", spatial_dims)
 
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
+        states = in_compute_dtype(states)
+        s, a = self.stack.layer(0, self.stack.project_values(states, mask, grid)[0],
+                                self.query(states, mask, first), mask, grid=grid)
         attentions, latents = collect(return_internals), collect(return_internals)
-        s, a = self.layers[0](states, self.query(states, mask, first), mask, grid)
         maybe_append(attentions, a)
         maybe_append(latents, s)
         return HeadOutput(attend(a, states), attentions, latents)

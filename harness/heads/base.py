@@ -142,30 +142,50 @@ class InitialQuery(nn.Module):
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu}
 
 
-class AdditiveAttentionLayer(nn.Module):
-    """One layer of additive attention, the unit that ``attn``, ``san-K`` and ``sla-K`` stack:
+class AttentionStack(nn.Module):
+    """K layers of additive attention over V: the unit that ``attn`` (K=1), ``san-K`` and ``sla-K`` share.
 
-        s_i = phi(W_in x_i + W_q q)      latent spatial state        (B, N, d)
-        e_i = w . s_i                    relative importance         (B, N)
-        a   = masked softmax(e)          padding gets exactly zero   (B, N)
+        s_t = phi(W_v,t V + W_c,t c_{t-1} + W_q,t q_t)   latent spatial state   (B, N, d)
+        a_t = masked softmax(w_t . s_t)                  relative importance    (B, N)
 
-    ``x`` is V itself (attn, san) or V concatenated with the carried latent state (sla). The
-    caller forms the content vector z = sum_i a_i v_i, since what is summed differs by head.
+    ``W_c,t c_{t-1}`` is the carried latent state of SLA (``carry_dim`` > 0); SAN has none. The V
+    projections of all K layers are one convolution with K*d outputs, computed once: the same
+    maps as K separate ones (a block each), with one pass over V instead of K. Likewise
+    P_t [V ; c] = P_t^V V + P_t^c c, so SLA's projection of the concatenation is split the same way.
+    The caller forms z_t and the next query, since those differ by head.
     """
 
-    def __init__(self, in_dim: int, query_dim: int, d: int, kernel: int = 1, phi: str = "tanh", spatial_dims: int = 1):
+    def __init__(self, dim: int, depth: int, d: int, kernel: int = 1, phi: str = "tanh", spatial_dims: int = 1,
+                 carry_dim: int = 0):
         super().__init__()
         if phi not in ACTIVATIONS:
             raise ValueError(f"phi must be one of {sorted(ACTIVATIONS)}, got {phi!r}")
-        self.phi = ACTIVATIONS[phi]
-        self.proj_in = PositionConv(in_dim, d, kernel, spatial_dims)  # W_in
-        self.proj_q = nn.Linear(query_dim, d, bias=False)  # W_q
-        self.score = nn.Linear(d, 1, bias=False)  # w
+        self.depth, self.d, self.phi = depth, d, ACTIVATIONS[phi]
+        self.proj_v = PositionConv(dim, depth * d, kernel, spatial_dims)  # [W_v,1; ...; W_v,K]
+        self.proj_q = nn.ModuleList(nn.Linear(dim, d, bias=False) for _ in range(depth))  # W_q,t
+        self.score = nn.ModuleList(nn.Linear(d, 1, bias=False) for _ in range(depth))  # w_t
+        self.proj_c = nn.ModuleList(PositionConv(carry_dim, d, kernel, spatial_dims, bias=False)
+                                    for _ in range(depth - 1)) if carry_dim else None  # W_c,t, t >= 2
 
-    def forward(self, x, query, mask, grid=None) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.phi(self.proj_in(x, mask, grid) + self.proj_q(query).unsqueeze(1))  # (B, N, d)
-        a = masked_softmax(self.score(s).squeeze(-1), mask)  # (B, N)
-        return s, a
+    def project_values(self, states, mask, grid=None) -> list[torch.Tensor]:
+        """[W_v,t V for t in 1..K], each (B, N, d)."""
+        return list(self.proj_v(states, mask, grid).split(self.d, dim=-1))
+
+    def layer(self, t: int, projected, query, mask, carry=None, grid=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer t (0-based): (s_t (B, N, d), a_t (B, N))."""
+        pre = projected + self.proj_q[t](query).unsqueeze(1)
+        if carry is not None:
+            pre = pre + self.proj_c[t - 1](carry, mask, grid)
+        s = self.phi(pre)
+        return s, masked_softmax(self.score[t](s).squeeze(-1), mask)
+
+
+def in_compute_dtype(states: torch.Tensor) -> torch.Tensor:
+    """V cast once to the autocast dtype (when autocast is on), not once per layer and use."""
+    kind = states.device.type
+    if torch.is_autocast_enabled(kind):
+        return states.to(torch.get_autocast_dtype(kind))
+    return states
 
 
 def attend(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from .base import (AdditiveAttentionLayer, HeadOutput, InitialQuery, PoolingHead, attend, check_common, collect,
-                   full_mask, maybe_append, next_query)
+from .base import (AttentionStack, HeadOutput, InitialQuery, PoolingHead, attend, check_common, collect, full_mask,
+                   in_compute_dtype, maybe_append, next_query)
 
 
 @dataclass
@@ -37,16 +35,15 @@ class StackedAttention(PoolingHead):
         config = config or SANConfig()
         self.config, self.out_dim = config, dim
         self.query = InitialQuery(dim, config.query)
-        self.layers = nn.ModuleList(
-            AdditiveAttentionLayer(dim, dim, config.d, config.kernel, "tanh", spatial_dims) for _ in range(config.depth)
-        )
+        self.stack = AttentionStack(dim, config.depth, config.d, config.kernel, "tanh", spatial_dims)
 
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
         attentions, latents = collect(return_internals), collect(return_internals)
+        states = in_compute_dtype(states)
         query = self.query(states, mask, first)  # (B, D)
-        for layer in self.layers:
-            s, a = layer(states, query, mask, grid)
+        for t, projected in enumerate(self.stack.project_values(states, mask, grid)):  # W_v,t V: from V alone
+            s, a = self.stack.layer(t, projected, query, mask, grid=grid)
             content = attend(a, states)  # (B, D)
             query = next_query(query, content, self.config.query_update)
             maybe_append(attentions, a)

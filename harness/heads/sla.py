@@ -20,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from .base import (ACTIVATIONS, AdditiveAttentionLayer, HeadOutput, InitialQuery, PoolingHead, attend, check_choice,
-                   check_common, collect, full_mask, maybe_append, next_query)
+from .base import (ACTIVATIONS, AttentionStack, HeadOutput, InitialQuery, PoolingHead, attend, check_choice,
+                   check_common, collect, full_mask, in_compute_dtype, maybe_append, next_query)
 
 
 @dataclass
@@ -54,24 +53,22 @@ class StackedLatentAttention(PoolingHead):
         self.out_dim = dim + (config.d if self.readout_latent else 0)
         carried = config.d + (1 if self.carry_attn else 0)
         self.query = InitialQuery(dim, config.query)
-        self.layers = nn.ModuleList(
-            AdditiveAttentionLayer(dim + (carried if t else 0), dim, config.d, config.kernel, config.phi, spatial_dims)
-            for t in range(config.depth)
-        )
+        self.stack = AttentionStack(dim, config.depth, config.d, config.kernel, config.phi, spatial_dims,
+                                    carry_dim=carried)
 
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
         attentions, latents = collect(return_internals), collect(return_internals)
+        states = in_compute_dtype(states)
         query = self.query(states, mask, first)  # (B, D)
-        real = mask.unsqueeze(-1).to(states.dtype)  # (B, N, 1)
         carry = None
-        for layer in self.layers:
-            x = states if carry is None else torch.cat([states, carry], dim=-1)  # (B, N, D [+ d + 1])
-            s, a = layer(x, query, mask, grid)
+        for t, projected in enumerate(self.stack.project_values(states, mask, grid)):  # P_t^V V
+            s, a = self.stack.layer(t, projected, query, mask, carry, grid)  # + P_t^c c_{t-1} inside
             content = attend(a, states)  # (B, D)
             query = next_query(query, content, self.config.query_update)
-            # Padding carries zeros, so the next layer's view of a real position never depends on padding.
-            carry = torch.cat([s * real, a.unsqueeze(-1)], -1) if self.carry_attn else s * real
+            # c_t (B, N, d [+1]). Padding never reaches a real position: a 1x1 projection keeps positions
+            # apart, and a wider kernel zeroes padded positions first (PositionConv).
+            carry = torch.cat([s, a.unsqueeze(-1).to(s.dtype)], -1) if self.carry_attn else s
             maybe_append(attentions, a)
             maybe_append(latents, s)
         pooled = torch.cat([content, attend(a, s)], -1) if self.readout_latent else content

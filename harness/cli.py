@@ -1,0 +1,233 @@
+"""``run_bench.py``: parse, validate (every bad input fails here, before anything is written), run, report.
+
+    python run_bench.py                                    # the embedded offline demo
+    python run_bench.py --tasks sst2,rte --models minilm --heads native,san-3,sla-3 --seeds 3 \\
+        --data-dir ../shared/data --max-train-samples 2000 --out results/my-study
+    python run_bench.py merge results/a/runs.csv results/b/runs.csv --out results/all
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULTS = dict(tasks="toy-sentiment,digits", models="tiny-bert,tiny-vit", heads="native,sla-2", seeds=2)
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_bench.py", description="Fine-tune every (task, model, head, seed) cell, write runs.csv, "
+        "then the delta table against the native head. With no arguments: a small offline demo.")
+    g = p.add_argument_group("grid")
+    g.add_argument("--tasks", default=DEFAULTS["tasks"], help="comma-separated task names (--list shows them)")
+    g.add_argument("--models", default=DEFAULTS["models"],
+                   help="comma-separated: hub names, local directories, 'minilm', or named configs (--list)")
+    g.add_argument("--heads", default=DEFAULTS["heads"], help="comma-separated head specs, e.g. native,san-3,sla-3:d=128")
+    g.add_argument("--seeds", type=int, default=DEFAULTS["seeds"], help="number of seeds (0..N-1)")
+    g.add_argument("--out", default="results/default", help="output directory (runs.csv, deltas.csv, summary.md)")
+    g.add_argument("--data-dir", default=None, help="local data in the HF parquet layout (DIR/glue/<task>/<split>.parquet)")
+    g.add_argument("--task-file", action="append", default=[], help="a .py file or module that registers tasks (repeatable)")
+    g.add_argument("--mode", choices=["finetune", "probe"], default="finetune",
+                   help="probe: frozen backbone, only the head and classifier train")
+    g.add_argument("--force", action="store_true", help="rerun cells already in runs.csv")
+    g.add_argument("--shard", default="0/1", help="i/n: run only every n-th cell starting at i (0-based)")
+    b = p.add_argument_group("budget and recipe")
+    b.add_argument("--epochs", type=float, default=3.0)
+    b.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
+    b.add_argument("--max-train-samples", type=int, default=None, help="a fixed random subset of train")
+    b.add_argument("--max-eval-samples", type=int, default=None, help="a fixed random subset of each eval split")
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--lr", type=float, default=None, help="backbone learning rate (default 5e-5 pretrained, 1e-3 from scratch)")
+    b.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head and classifier")
+    b.add_argument("--max-length", type=int, default=128, help="text truncation length (padding is per batch)")
+    b.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="autocast (bf16 helps on CPUs too)")
+    p.add_argument("--list", action="store_true", help="list tasks, heads and named models, then exit")
+    p.add_argument("--report-only", action="store_true", help="rewrite deltas.csv and summary.md from runs.csv")
+    return p
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r} must look like i/n, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--shard {text!r}: need 0 <= i < n, e.g. 0/4 .. 3/4")
+    return i, n
+
+
+def validate(args):
+    """Everything that can be checked before training, checked; returns the grid config and data."""
+    from tasks import get_task, load_task_plugins
+
+    from .heads import parse_head_spec
+    from .models import NAMED_CONFIGS, model_modality
+    from .results import ResultsStore
+    from .runner import GridConfig, load_splits
+    from .train import TrainConfig
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: need at least 1 seed")
+    for name in ("epochs", "batch_size", "max_length", "max_steps", "max_train_samples", "max_eval_samples"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be positive")
+    shard = parse_shard(args.shard)
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir!r} does not exist; it should hold DIR/glue/<task>/<split>.parquet "
+                         "and DIR/cifar10/<split>.parquet (or leave it out to load from the HF Hub)")
+    load_task_plugins(args.task_file)
+    tasks = [get_task(name) for name in _csv(args.tasks)]
+    heads = [parse_head_spec(h) for h in _csv(args.heads)]
+    models = _csv(args.models)
+    if not tasks or not heads or not models:
+        raise UsageError("--tasks, --models and --heads each need at least one name")
+    modality = {m: model_modality(m) for m in models}
+    if any(not h.is_native for h in heads):
+        for m in models:
+            _check_patchable(m, NAMED_CONFIGS)
+    for task in tasks:
+        if task.modality not in modality.values():
+            kind = [n for n, (mod, _, _) in NAMED_CONFIGS.items() if mod == task.modality]
+            raise UsageError(f"task {task.name!r} is a {task.modality} task but no {task.modality} model was given; "
+                             f"add one to --models (e.g. {', '.join(kind)})")
+    out = Path(args.out)
+    ResultsStore(out / "runs.csv")  # an unreadable, foreign or incompatible results file fails here
+    lr = args.lr if args.lr is not None else 1e-3 if all(m in NAMED_CONFIGS for m in models) else 5e-5
+    train = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=lr,
+                        head_lr=args.head_lr)
+    config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
+                        train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
+                        max_eval_samples=args.max_eval_samples, max_length=args.max_length,
+                        precision=args.precision, mode=args.mode, force=args.force, shard=shard)
+    splits = {task.name: load_splits(task, config) for task in tasks}  # missing data / columns / labels fail here
+    return config, splits
+
+
+def _check_patchable(model: str, named: dict) -> None:
+    if model in named:
+        return
+    from .families import family_of
+    from .models import _load_config
+
+    family_of(_load_config(model))
+
+
+def _user_errors():
+    from tasks import TaskDataError, UnknownTaskError
+
+    from .families import UnsupportedArchitectureError
+    from .heads import HeadOptionError, UnknownHeadError
+    from .models import ModelLoadError
+    from .results import ResultsFileError
+
+    return (UsageError, UnknownTaskError, TaskDataError, HeadOptionError, UnknownHeadError, ModelLoadError,
+            ResultsFileError, UnsupportedArchitectureError)
+
+
+def list_everything() -> None:
+    from tasks import available_tasks, get_task
+
+    from .heads import available_heads
+    from .models import ALIASES, NAMED_CONFIGS
+
+    print("tasks:")
+    for name in available_tasks():
+        t = get_task(name)
+        print(f"  {name:16s} {t.modality:5s} {t.metric}")
+    print("heads:", ", ".join(available_heads()), "(options: see docs/heads.md)")
+    print("models (named configs, trained from scratch):")
+    for name, (modality, _, text) in NAMED_CONFIGS.items():
+        print(f"  {name:14s} {modality:5s} {text}")
+    print("aliases:", ", ".join(f"{k} ({v})" for k, v in ALIASES.items()), "; or any hub name / local directory")
+
+
+def merge_main(argv) -> int:
+    from .results import merge_results
+
+    p = argparse.ArgumentParser(prog="run_bench.py merge", description="merge runs.csv files (e.g. from shards)")
+    p.add_argument("sources", nargs="+")
+    p.add_argument("--out", required=True, help="directory (or .csv path) of the merged runs.csv")
+    args = p.parse_args(argv)
+    dest = Path(args.out) if args.out.endswith(".csv") else Path(args.out) / "runs.csv"
+    missing = [s for s in args.sources if not Path(s).is_file()]
+    if missing:
+        raise UsageError(f"no such results file: {', '.join(missing)}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n = merge_results(args.sources, dest)
+    print(f"merged {len(args.sources)} files into {dest}: {n} rows")
+    _copy_predictions(args.sources, dest.parent)
+    return 0
+
+
+def _copy_predictions(sources, out_dir: Path) -> None:
+    import shutil
+
+    for source in sources:
+        folder = Path(source).parent / "predictions"
+        if folder.is_dir() and folder.resolve() != (out_dir / "predictions").resolve():
+            (out_dir / "predictions").mkdir(exist_ok=True)
+            for f in folder.glob("*.npz"):
+                if not (out_dir / "predictions" / f.name).exists():
+                    shutil.copy2(f, out_dir / "predictions" / f.name)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["merge"]:
+            return merge_main(argv[1:])
+        args = build_parser().parse_args(argv)
+        _quiet()
+        if args.list:
+            list_everything()
+            return 0
+        config, splits = validate(args)
+    except _user_errors() as error:
+        print(f"run_bench.py: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from accelerate import Accelerator
+
+    from .report import markdown, write_report
+    from .runner import cells, run_grid
+
+    accelerator = Accelerator(mixed_precision=config.precision)
+    if accelerator.is_main_process:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    if not args.report_only:
+        counts = run_grid(config, accelerator, splits)
+        if accelerator.is_main_process:
+            print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
+                  f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {config.out_dir}/runs.csv")
+    if accelerator.is_main_process:
+        run_ids = {c.run_id for c in cells(config)}
+        table = write_report(config.out_dir, config.tasks, run_ids, title="sla-bench: " + " ".join(argv))
+        print(markdown(table))
+        print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

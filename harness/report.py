@@ -1,0 +1,77 @@
+"""From ``runs.csv`` (and the saved predictions) to ``deltas.csv``, ``summary.md`` and a printed table.
+
+Read-only with respect to training: everything here is derived from the results rows.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from . import results, stats
+
+
+def metric_functions(tasks: Iterable) -> dict:
+    """Per task, the metric the paired bootstrap recomputes on resampled examples (regression)."""
+    fns = {}
+    for task in tasks:
+        if task.is_regression:
+            fns[task.name] = task.metric if task.metric in ("pearson", "spearman") else (
+                lambda p, y, t=task: t.compute_metrics(p, y)[t.metric])
+    return fns
+
+
+def delta_frame(out_dir: Path, tasks: Iterable = (), run_ids: Optional[set] = None) -> pd.DataFrame:
+    """The delta table of the runs in ``out_dir/runs.csv`` (only ``run_ids`` if given)."""
+    frame = results.ResultsStore(Path(out_dir) / "runs.csv").read_frame(dedupe=True)
+    if run_ids is not None:
+        frame = frame[frame["run_id"].isin(run_ids)]
+    if frame.empty:
+        return pd.DataFrame(columns=stats.DELTA_TABLE_COLUMNS)
+    return stats.delta_table(frame, predictions_loader=lambda rid: results.load_predictions(out_dir, rid),
+                             metric_fns=metric_functions(tasks))
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The delta table as GitHub markdown: scores and paired deltas against ``native``."""
+    head = ("| task | model | mode | head | seeds | mean ± std | median | Δ vs native (95% CI) | paired test p | "
+            "win rate | head params | samples/s |")
+    lines = [head, "|" + "|".join(["---"] * 12) + "|"]
+    for _, r in table.iterrows():
+        delta = "" if r["n_paired"] == 0 else (
+            f"{r['delta_mean']:+.4f} ({_fmt(r['delta_ci_low'])}, {_fmt(r['delta_ci_high'])})")
+        test = "" if not r["test"] else f"{_fmt(r['p_value'], 3)} ({r['test']}, n={int(r['test_n'])})"
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['mode']} | {r['head']} | {int(r['n_seeds'])} | "
+            f"{_fmt(r['mean'])} ± {_fmt(r['std'])} | {_fmt(r['median'])} | {delta} | {test} | "
+            f"{_fmt(r['win_rate'], 2)} | {'' if pd.isna(r['params_head']) else int(r['params_head'])} | "
+            f"{_fmt(r['samples_per_second'], 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+EXPLAIN = """
+How to read this: `mean ± std` is the main metric over seeds (`metric` column of deltas.csv);
+`Δ vs native` is the mean over shared seeds of (head − native) for the same seed (same data order),
+with a 95% percentile-bootstrap CI over those per-seed deltas (with 3-5 seeds this interval is
+too narrow: read it as a range, not a guarantee); the paired test is per example on the
+evaluation set, pooled over shared seeds: exact McNemar for classification, a paired bootstrap of
+the metric for regression; win rate is the share of seeds where the head beat native.
+"""
+
+
+def write_report(out_dir: Path, tasks: Iterable = (), run_ids: Optional[set] = None, title: str = "") -> pd.DataFrame:
+    """Write ``deltas.csv`` and ``summary.md`` into ``out_dir``; return the table."""
+    out_dir = Path(out_dir)
+    table = delta_frame(out_dir, list(tasks), run_ids)
+    table.to_csv(out_dir / "deltas.csv", index=False)
+    text = f"# {title or 'sla-bench results'}\n\n" + markdown(table) + EXPLAIN
+    (out_dir / "summary.md").write_text(text)
+    return table

@@ -1,0 +1,202 @@
+"""The grid: every (task, model, seed, head) cell fine-tuned (or probed), one results row each.
+
+Data flows one way: task adapter -> data rows -> model (+ ``patch``) -> ``train.fit`` -> a row in
+``runs.csv`` and the evaluation predictions. The runner knows no architecture: models come
+from ``models.load_model``, heads from ``patch``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__, data, results
+from .heads import HeadSpec
+from .models import LoadedModel, load_model, model_modality
+from .patcher import head_parameters, patch
+from .train import TrainConfig, fit
+
+
+@dataclass
+class GridConfig:
+    tasks: list  # tasks.Task
+    models: list[str]
+    heads: list[HeadSpec]
+    seeds: list[int]
+    out_dir: Path
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data_dir: Optional[str] = None
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+    max_length: int = 128
+    precision: str = "no"
+    mode: str = "finetune"
+    force: bool = False
+    shard: tuple[int, int] = (0, 1)  # (i, n): this process runs cells i, i+n, i+2n, ...
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: object
+    model: str
+    seed: int
+    head: HeadSpec
+    run_id: str
+    budget: str  # canonical JSON of what else defines the run
+
+
+def budget(config: GridConfig) -> dict:
+    """Everything besides (task, model, head, seed) that changes a run's result."""
+    t = config.train
+    return dict(mode=config.mode, epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size, lr=t.lr,
+                head_lr=t.head_lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
+                group_by_length=t.group_by_length, max_train_samples=config.max_train_samples,
+                max_eval_samples=config.max_eval_samples, max_length=config.max_length, precision=config.precision,
+                data_dir=str(config.data_dir) if config.data_dir else None)
+
+
+def pairs(config: GridConfig) -> list[tuple]:
+    """(task, model) pairs of the same modality: a text model never meets an image task."""
+    modality = {m: model_modality(m) for m in config.models}
+    return [(t, m) for t in config.tasks for m in config.models if modality[m] == t.modality]
+
+
+def cells(config: GridConfig) -> list[Cell]:
+    """All cells in a fixed order (task, model, seed, head): a stopped grid leaves whole seeds."""
+    spend = budget(config)
+    out = []
+    for task, model in pairs(config):
+        for seed in config.seeds:
+            for head in config.heads:
+                rid = results.run_id(task=task.name, model=model, head=head.label, head_options=head.options,
+                                     seed=seed, **spend)
+                out.append(Cell(task, model, seed, head, rid, results.canonical_json(spend)))
+    return out
+
+
+def pending(config: GridConfig, store: results.ResultsStore) -> list[Cell]:
+    """This shard's cells, minus those already finished (unless ``force``)."""
+    index, count = config.shard
+    mine = [c for i, c in enumerate(cells(config)) if i % count == index]
+    if config.force:
+        return mine
+    done = store.completed_ids()
+    return [c for c in mine if c.run_id not in done]
+
+
+def versions() -> dict:
+    import accelerate
+    import datasets
+    import transformers
+
+    return {"sla_bench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "datasets": datasets.__version__,
+            "accelerate": accelerate.__version__}
+
+
+def git_sha() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if sha and dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class Prepared:
+    """Per (task, model): the loaded model factory and the encoded splits, built once and reused
+    by every head and seed."""
+
+    def __init__(self, task, splits, model_name: str, config: GridConfig):
+        train = splits[task.train_split]
+        self.loaded: LoadedModel = load_model(model_name, task.num_labels,
+                                              texts=lambda: _texts(train, task), label_names=task.label_names)
+        self.train = data.encode(train, task, self.loaded, config.max_length)
+        self.evals = {s: data.encode(splits[s], task, self.loaded, config.max_length) for s in task.eval_splits}
+
+
+def _texts(dataset, task):
+    for column in task.text_columns:
+        yield from dataset[column]
+
+
+def load_splits(task, config: GridConfig) -> dict:
+    """The task's splits, subset to the budget (a fixed subset, the same for every cell)."""
+    raw = task.load(data_dir=config.data_dir)
+    splits = {task.train_split: data.subset(raw[task.train_split], config.max_train_samples)}
+    for split in task.eval_splits:
+        splits[split] = data.subset(raw[split], config.max_eval_samples)
+    return splits
+
+
+def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) -> dict:
+    """Train one cell; return its row (status ok or failed: a failure never stops the grid)."""
+    task = cell.task
+    row = dict(run_id=cell.run_id, task=task.name, model=cell.model, head=cell.head.label,
+               head_options=cell.head.options, seed=cell.seed, mode=config.mode, metric=task.metric,
+               n_train=len(prepared.train), n_eval=len(prepared.evals[task.primary_eval_split]),
+               versions=versions(), git_sha=git_sha(), config=json.loads(cell.budget))
+    try:
+        torch.manual_seed(cell.seed)  # backbone init (from-scratch models) and native classifier
+        model = prepared.loaded.build()
+        torch.manual_seed(cell.seed)  # head init
+        model = patch(model, cell.head)
+        row.update(params_total=sum(p.numel() for p in model.parameters()), params_head=head_parameters(model))
+        train = TrainConfig(**{**asdict(config.train), "freeze_backbone": config.mode == "probe"})
+        result = fit(model, prepared.train, prepared.evals, train, cell.seed, accelerator,
+                     is_regression=task.is_regression, desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}")
+        metrics = {}
+        for split in task.eval_splits:
+            scores = task.compute_metrics(result.predictions[split], result.labels[split])
+            prefix = "" if split == task.primary_eval_split else f"{split}/"
+            metrics.update({prefix + k: v for k, v in scores.items()})
+        row.update(score=metrics[task.metric], metrics=metrics, epochs=round(result.epochs, 4), steps=result.steps,
+                   train_seconds=round(result.train_seconds, 3),
+                   samples_per_second=round(result.samples_per_second, 2), status="ok", error="")
+        if accelerator.is_main_process:
+            split = task.primary_eval_split
+            results.save_predictions(config.out_dir, cell.run_id, result.predictions[split], result.labels[split])
+    except (RuntimeError, ValueError, FloatingPointError) as error:  # NaN loss, out of memory, shape errors
+        if "out of memory" in str(error).lower() and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        row.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000])
+        tqdm.write(f"failed: {task.name}/{cell.model}/{cell.head.label}/seed {cell.seed}: {row['error']}")
+        if not isinstance(error, (RuntimeError, FloatingPointError)):
+            tqdm.write(traceback.format_exc(limit=3))
+    row["finished_at"] = results.utc_now()
+    return row
+
+
+def run_grid(config: GridConfig, accelerator, splits_by_task: Optional[dict] = None) -> dict:
+    """Run every pending cell; returns counts. ``splits_by_task`` may hold already-loaded data."""
+    store = results.ResultsStore(config.out_dir / "runs.csv")
+    todo = pending(config, store)
+    counts = {"total": len(cells(config)), "pending": len(todo), "ok": 0, "failed": 0}
+    prepared: dict = {}
+    splits_by_task = dict(splits_by_task or {})
+    bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not accelerator.is_local_main_process)
+    for cell in todo:
+        key = (cell.task.name, cell.model)
+        if key not in prepared:
+            prepared.clear()  # one (task, model) in memory at a time
+            if cell.task.name not in splits_by_task:
+                splits_by_task[cell.task.name] = load_splits(cell.task, config)
+            prepared[key] = Prepared(cell.task, splits_by_task[cell.task.name], cell.model, config)
+        row = run_cell(cell, prepared[key], config, accelerator)
+        if accelerator.is_main_process:
+            store.append(row)
+        counts[row["status"]] += 1
+        bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
+        bar.update(1)
+    bar.close()
+    return counts
