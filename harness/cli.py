@@ -103,8 +103,7 @@ def validate(args):
                              f"add one to --models (e.g. {', '.join(kind)})")
     out = Path(args.out)
     ResultsStore(out / "runs.csv")  # an unreadable, foreign or incompatible results file fails here
-    lr = args.lr if args.lr is not None else 1e-3 if all(m in NAMED_CONFIGS for m in models) else 5e-5
-    train = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=lr,
+    train = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                         head_lr=args.head_lr)
     config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
                         train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
@@ -182,6 +181,13 @@ def _copy_predictions(sources, out_dir: Path) -> None:
                     shutil.copy2(f, out_dir / "predictions" / f.name)
 
 
+def _report_tasks(config) -> list:
+    """The tasks of this command plus any other registered task found in runs.csv (for metrics)."""
+    from tasks import available_tasks, get_task
+
+    return list({t.name: t for t in [get_task(n) for n in available_tasks()] + list(config.tasks)}.values())
+
+
 def _quiet() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets
@@ -210,7 +216,7 @@ def main(argv=None) -> int:
     from accelerate import Accelerator
 
     from .report import markdown, write_report
-    from .runner import cells, run_grid
+    from .runner import run_grid
 
     accelerator = Accelerator(mixed_precision=config.precision)
     if accelerator.is_main_process:
@@ -222,8 +228,7 @@ def main(argv=None) -> int:
             print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
                   f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {config.out_dir}/runs.csv")
     if accelerator.is_main_process:
-        run_ids = {c.run_id for c in cells(config)}
-        table = write_report(config.out_dir, config.tasks, run_ids, title="sla-bench: " + " ".join(argv))
+        table = write_report(config.out_dir, _report_tasks(config), title="sla-bench: " + " ".join(argv))
         print(markdown(table))
         print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
 import pandas as pd
 
@@ -23,15 +23,30 @@ def metric_functions(tasks: Iterable) -> dict:
     return fns
 
 
-def delta_frame(out_dir: Path, tasks: Iterable = (), run_ids: Optional[set] = None) -> pd.DataFrame:
-    """The delta table of the runs in ``out_dir/runs.csv`` (only ``run_ids`` if given)."""
+def recipe_id(config_json: str) -> str:
+    """A short name for a training recipe (the ``config`` column: budget, learning rates, ...)."""
+    return results.run_id(config=config_json)[:8]
+
+
+def delta_frame(out_dir: Path, tasks: Iterable = ()) -> pd.DataFrame:
+    """The delta table of every run in ``out_dir/runs.csv``.
+
+    Runs are compared only within one recipe (the ``config`` column: budget, learning rates,
+    precision, ...): rows of several commands can share a folder without ever being paired
+    across recipes. The ``recipe`` column names each partition.
+    """
     frame = results.ResultsStore(Path(out_dir) / "runs.csv").read_frame(dedupe=True)
-    if run_ids is not None:
-        frame = frame[frame["run_id"].isin(run_ids)]
-    if frame.empty:
-        return pd.DataFrame(columns=stats.DELTA_TABLE_COLUMNS)
-    return stats.delta_table(frame, predictions_loader=lambda rid: results.load_predictions(out_dir, rid),
-                             metric_fns=metric_functions(tasks))
+    columns = stats.DELTA_TABLE_COLUMNS[:5] + ["recipe"] + stats.DELTA_TABLE_COLUMNS[5:]
+    tables = []
+    for recipe, part in frame.groupby("config", sort=True):
+        table = stats.delta_table(part, predictions_loader=lambda rid: results.load_predictions(out_dir, rid),
+                                  metric_fns=metric_functions(tasks))
+        table["recipe"] = recipe_id(recipe)
+        tables.append(table)
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(tables, ignore_index=True)[columns].sort_values(["task", "model", "mode", "recipe", "head"],
+                                                                     ignore_index=True)
 
 
 def _fmt(value, digits=4) -> str:
@@ -42,23 +57,24 @@ def _fmt(value, digits=4) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """The delta table as GitHub markdown: scores and paired deltas against ``native``."""
-    head = ("| task | model | mode | head | seeds | mean ± std | median | Δ vs native (95% CI) | paired test p | "
-            "win rate | head params | samples/s |")
-    lines = [head, "|" + "|".join(["---"] * 12) + "|"]
+    head = ("| task | model | mode | recipe | head | seeds | mean ± std | median | Δ vs native (95% CI) | paired test p | "
+            "win rate | head params | GFLOPs/sample | samples/s |")
+    lines = [head, "|" + "|".join(["---"] * 14) + "|"]
     for _, r in table.iterrows():
         delta = "" if r["n_paired"] == 0 else (
             f"{r['delta_mean']:+.4f} ({_fmt(r['delta_ci_low'])}, {_fmt(r['delta_ci_high'])})")
         test = "" if not r["test"] else f"{_fmt(r['p_value'], 3)} ({r['test']}, n={int(r['test_n'])})"
         lines.append(
-            f"| {r['task']} | {r['model']} | {r['mode']} | {r['head']} | {int(r['n_seeds'])} | "
+            f"| {r['task']} | {r['model']} | {r['mode']} | {r['recipe']} | {r['head']} | {int(r['n_seeds'])} | "
             f"{_fmt(r['mean'])} ± {_fmt(r['std'])} | {_fmt(r['median'])} | {delta} | {test} | "
             f"{_fmt(r['win_rate'], 2)} | {'' if pd.isna(r['params_head']) else int(r['params_head'])} | "
-            f"{_fmt(r['samples_per_second'], 1)} |")
+            f"{_fmt(r['flops_per_sample'] / 1e9, 3)} | {_fmt(r['samples_per_second'], 1)} |")
     return "\n".join(lines) + "\n"
 
 
 EXPLAIN = """
-How to read this: `mean ± std` is the main metric over seeds (`metric` column of deltas.csv);
+How to read this: runs are compared only within one `recipe` (a hash of the `config` column of
+runs.csv: budget, learning rates, precision); `mean ± std` is the main metric over seeds (`metric` column of deltas.csv);
 `Δ vs native` is the mean over shared seeds of (head − native) for the same seed (same data order),
 with a 95% percentile-bootstrap CI over those per-seed deltas (with 3-5 seeds this interval is
 too narrow: read it as a range, not a guarantee); the paired test is per example on the
@@ -67,10 +83,10 @@ the metric for regression; win rate is the share of seeds where the head beat na
 """
 
 
-def write_report(out_dir: Path, tasks: Iterable = (), run_ids: Optional[set] = None, title: str = "") -> pd.DataFrame:
+def write_report(out_dir: Path, tasks: Iterable = (), title: str = "") -> pd.DataFrame:
     """Write ``deltas.csv`` and ``summary.md`` into ``out_dir``; return the table."""
     out_dir = Path(out_dir)
-    table = delta_frame(out_dir, list(tasks), run_ids)
+    table = delta_frame(out_dir, list(tasks))
     table.to_csv(out_dir / "deltas.csv", index=False)
     text = f"# {title or 'sla-bench results'}\n\n" + markdown(table) + EXPLAIN
     (out_dir / "summary.md").write_text(text)

@@ -21,7 +21,7 @@ from . import __version__, data, results
 from .heads import HeadSpec
 from .models import LoadedModel, load_model, model_modality
 from .patcher import head_parameters, patch
-from .train import TrainConfig, fit
+from .train import NonFiniteLoss, TrainConfig, fit
 
 
 @dataclass
@@ -139,6 +139,25 @@ def load_splits(task, config: GridConfig) -> dict:
     return splits
 
 
+def forward_flops(model, rows, batch: int = 8) -> float:
+    """Forward FLOPs per example (PyTorch's flop counter) on the first ``batch`` evaluation rows,
+    at their own padded length."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    inputs = rows.collate(list(range(min(batch, len(rows)))))
+    inputs.pop("labels")
+    inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
+    counter = FlopCounterMode(display=False)
+    try:  # with autograd on: the counter's module tracker trips over parameters fed as inputs under no_grad
+        with counter:
+            model.eval()(**inputs)
+    except Exception:  # a cost column is not worth a failed run
+        return float("nan")
+    finally:
+        model.train()
+    return counter.get_total_flops() / len(next(iter(inputs.values())))
+
+
 def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) -> dict:
     """Train one cell; return its row (status ok or failed: a failure never stops the grid)."""
     task = cell.task
@@ -152,7 +171,10 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
         torch.manual_seed(cell.seed)  # head init
         model = patch(model, cell.head)
         row.update(params_total=sum(p.numel() for p in model.parameters()), params_head=head_parameters(model))
-        train = TrainConfig(**{**asdict(config.train), "freeze_backbone": config.mode == "probe"})
+        lr = config.train.lr if config.train.lr is not None else 5e-5 if prepared.loaded.pretrained else 1e-3
+        train = TrainConfig(**{**asdict(config.train), "lr": lr, "freeze_backbone": config.mode == "probe"})
+        row["config"] = {**row["config"], "lr": lr}
+        row["flops_per_sample"] = forward_flops(model, prepared.evals[task.primary_eval_split])
         result = fit(model, prepared.train, prepared.evals, train, cell.seed, accelerator,
                      is_regression=task.is_regression, desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}")
         metrics = {}
@@ -166,13 +188,13 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
         if accelerator.is_main_process:
             split = task.primary_eval_split
             results.save_predictions(config.out_dir, cell.run_id, result.predictions[split], result.labels[split])
-    except (RuntimeError, ValueError, FloatingPointError) as error:  # NaN loss, out of memory, shape errors
+    except Exception as error:  # NaN loss, out of memory, a family's quirk: the grid goes on
         if "out of memory" in str(error).lower() and torch.cuda.is_available():
             torch.cuda.empty_cache()
         row.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000])
         tqdm.write(f"failed: {task.name}/{cell.model}/{cell.head.label}/seed {cell.seed}: {row['error']}")
-        if not isinstance(error, (RuntimeError, FloatingPointError)):
-            tqdm.write(traceback.format_exc(limit=3))
+        if not isinstance(error, NonFiniteLoss):
+            tqdm.write(traceback.format_exc(limit=-3))
     row["finished_at"] = results.utc_now()
     return row
 

@@ -35,7 +35,7 @@ class TrainConfig:
     max_steps: Optional[int] = None  # overrides epochs
     batch_size: int = 32
     eval_batch_size: int = 128
-    lr: float = 5e-5
+    lr: Optional[float] = None  # backbone; None: the model's default (5e-5 pretrained, 1e-3 from scratch)
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
