@@ -123,14 +123,14 @@ def _check_patchable(model: str, named: dict) -> None:
 
 
 def _user_errors():
-    from tasks import TaskDataError, UnknownTaskError
+    from tasks import TaskDataError, TaskPluginError, UnknownTaskError
 
     from .families import UnsupportedArchitectureError
     from .heads import HeadOptionError, UnknownHeadError
     from .models import ModelLoadError
     from .results import ResultsFileError
 
-    return (UsageError, UnknownTaskError, TaskDataError, HeadOptionError, UnknownHeadError, ModelLoadError,
+    return (UsageError, UnknownTaskError, TaskDataError, TaskPluginError, HeadOptionError, UnknownHeadError, ModelLoadError,
             ResultsFileError, UnsupportedArchitectureError)
 
 

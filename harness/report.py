@@ -18,7 +18,7 @@ def metric_functions(tasks: Iterable) -> dict:
     fns = {}
     for task in tasks:
         if task.is_regression:
-            fns[task.name] = task.metric if task.metric in ("pearson", "spearman") else (
+            fns[task.name] = "spearman" if task.metric == "spearmanr" else task.metric if task.metric == "pearson" else (
                 lambda p, y, t=task: t.compute_metrics(p, y)[t.metric])
     return fns
 

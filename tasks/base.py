@@ -1,0 +1,406 @@
+"""The :class:`Task` definition: what data a benchmark task reads, and how it is scored.
+
+A task is a frozen dataclass. It knows where its data lives (Hugging Face Hub path, or a
+parquet layout under a local ``--data-dir``), which columns the model reads, how many labels
+there are (1 means regression) and which metrics to report. ``Task.load`` returns a
+validated :class:`datasets.DatasetDict` holding exactly the splits asked for; any problem with
+the data is raised as :class:`TaskDataError` with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from . import metrics as _metrics
+
+if TYPE_CHECKING:  # importing datasets costs ~1 s; do it only when data is loaded
+    import datasets
+
+__all__ = ["Task", "TaskDataError", "LOCAL_LAYOUT_HELP"]
+
+
+class TaskDataError(ValueError):
+    """The data of a task is missing or does not have the expected shape."""
+
+
+LOCAL_LAYOUT_HELP = (
+    "Expected layout under the data directory DIR (--data-dir DIR): one parquet file per split, "
+    "in the Hugging Face schema of the dataset:\n"
+    "  DIR/glue/<task>/<split>.parquet   e.g. DIR/glue/sst2/train.parquet, DIR/glue/sst2/validation.parquet\n"
+    "  DIR/cifar10/<split>.parquet       e.g. DIR/cifar10/train.parquet, DIR/cifar10/test.parquet\n"
+    "(sharded files DIR/.../<split>-00000-of-00002.parquet are accepted too)."
+)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+#: ``loader(task, data_dir, splits) -> DatasetDict`` (or a mapping split -> Dataset)
+Loader = Callable[["Task", "str | Path | None", "tuple[str, ...]"], Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task.
+
+    Fields beyond the obvious ones:
+
+    * ``eval_splits``: the first one is the primary evaluation split.
+    * ``local_subdir``: where the task's parquet files live, relative to ``data_dir``
+      (``<data_dir>/<local_subdir>/<split>.parquet``).
+    * ``metrics``: the metrics ``compute_metrics`` reports (names in
+      :data:`tasks.metrics.METRICS`); empty means just ``(metric,)``. With more than one,
+      ``combined`` (their mean) is added.
+    * ``loader``: optional ``loader(task, data_dir, splits)`` that builds the data itself
+      (generated tasks, CSV files, ...); it replaces the hub/parquet loading, and its result is
+      validated the same way.
+    """
+
+    name: str
+    modality: str
+    num_labels: int
+    metric: str
+    text_columns: tuple[str, ...] = ()
+    image_column: str | None = None
+    label_column: str = "label"
+    train_split: str = "train"
+    eval_splits: tuple[str, ...] = ("validation",)
+    hub_path: str | None = None
+    hub_config: str | None = None
+    local_subdir: str | None = None
+    label_names: tuple[str, ...] | None = None
+    description: str = ""
+    metrics: tuple[str, ...] = ()
+    loader: Loader | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ definition checks
+    def __post_init__(self) -> None:
+        # accept lists for the tuple fields (lists are unhashable and compare oddly)
+        for name in ("text_columns", "eval_splits", "metrics"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        if self.label_names is not None:
+            object.__setattr__(self, "label_names", tuple(str(n) for n in self.label_names))
+
+        def bad(msg: str) -> None:
+            raise ValueError(f"invalid task definition {self.name!r}: {msg}")
+
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            bad("name must be non-empty and use only letters, digits, '_', '-', '.'")
+        if self.modality not in ("text", "image"):
+            bad(f"modality must be 'text' or 'image', got {self.modality!r}")
+        if not isinstance(self.num_labels, int) or self.num_labels < 1:
+            bad(f"num_labels must be an int >= 1 (1 = regression), got {self.num_labels!r}")
+        if self.modality == "text" and not self.text_columns:
+            bad("a text task needs text_columns, e.g. ('sentence',) or ('sentence1', 'sentence2')")
+        if self.modality == "image" and not self.image_column:
+            bad("an image task needs image_column, e.g. 'img'")
+        if not self.eval_splits:
+            bad("eval_splits must name at least one split")
+        if self.label_names is not None and len(self.label_names) != self.num_labels:
+            bad(f"{len(self.label_names)} label_names for num_labels={self.num_labels}")
+        if self.is_regression and self.label_names is not None:
+            bad("a regression task (num_labels=1) has no label_names")
+        names = self.metric_names
+        unknown = [m for m in names if m not in _metrics.METRICS]
+        if unknown:
+            bad(f"unknown metric(s) {unknown}; known: {sorted(_metrics.METRICS)}")
+        allowed = set(names) | ({"combined"} if len(names) > 1 else set())
+        if self.metric not in allowed:
+            bad(f"main metric {self.metric!r} is not among the reported metrics {sorted(allowed)}")
+        if self.is_regression:
+            cls_metrics = [m for m in names if m in _metrics.CLASSIFICATION_METRICS]
+            if cls_metrics:
+                bad(f"classification metric(s) {cls_metrics} on a regression task")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics computed by :meth:`compute_metrics` (``combined`` aside)."""
+        return self.metrics or (self.metric,)
+
+    @property
+    def primary_eval_split(self) -> str:
+        return self.eval_splits[0]
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """All splits :meth:`load` returns by default: train first, then the eval splits."""
+        return tuple(dict.fromkeys((self.train_split, *self.eval_splits)))
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The columns the model reads: the text columns, or the image column."""
+        return self.text_columns if self.modality == "text" else (str(self.image_column),)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column :meth:`load` guarantees: inputs then the label."""
+        return (*self.input_columns, self.label_column)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-JSON description of the task (for results files)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "loader"}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        out["metrics"] = list(self.metric_names)
+        out["is_regression"] = self.is_regression
+        out["custom_loader"] = self.loader is not None
+        return out
+
+    # ------------------------------------------------------------------ metrics
+    def compute_metrics(self, predictions: Any, labels: Any) -> dict[str, float]:
+        """Scores as plain floats; keys are :attr:`metric_names` (+ ``combined`` if several).
+
+        ``predictions``: class ids (or logits of shape ``(n, num_labels)``, arg-maxed) for
+        classification; real values (shape ``(n,)`` or ``(n, 1)``) for regression.
+        """
+        return _metrics.compute(
+            self.metric_names,
+            predictions,
+            labels,
+            num_labels=self.num_labels,
+            regression=self.is_regression,
+        )
+
+    # ------------------------------------------------------------------ loading
+    def load(
+        self,
+        data_dir: str | Path | None = None,
+        splits: Sequence[str] | str | None = None,
+        *,
+        cache_dir: str | None = None,
+    ) -> "datasets.DatasetDict":
+        """Load and validate the task's data.
+
+        Without ``data_dir``: ``datasets.load_dataset(hub_path, hub_config)``. With it: the
+        parquet files ``<data_dir>/<local_subdir>/<split>.parquet``. A task with a ``loader``
+        uses that instead. ``splits`` defaults to :attr:`splits` (train + eval splits); the
+        result holds exactly those splits, in that order. ``cache_dir`` goes to
+        ``datasets.load_dataset``.
+        """
+        if splits is None:
+            wanted = self.splits
+        elif isinstance(splits, str):
+            wanted = (splits,)
+        else:
+            wanted = tuple(dict.fromkeys(splits))
+        if self.loader is not None:
+            data = self.loader(self, data_dir, wanted)
+        elif data_dir is not None:
+            data = self._load_local(Path(data_dir), wanted, cache_dir)
+        else:
+            data = self._load_hub(cache_dir)
+        return self.validate(data, wanted)
+
+    def local_dir(self, data_dir: str | Path) -> Path:
+        """``<data_dir>/<local_subdir>``: the folder of the task's parquet files."""
+        if self.local_subdir is None:
+            raise TaskDataError(
+                f"Task '{self.name}' has no local data layout (local_subdir is None), so it cannot be "
+                f"loaded from a data directory. Give it local_subdir='...' or a loader=."
+            )
+        return Path(data_dir) / self.local_subdir
+
+    def local_split_path(self, data_dir: str | Path, split: str) -> Path:
+        """``<data_dir>/<local_subdir>/<split>.parquet``: where :meth:`load` looks for a split."""
+        return self.local_dir(data_dir) / f"{split}.parquet"
+
+    def _load_local(self, data_dir: Path, splits: tuple[str, ...], cache_dir: str | None):
+        import datasets
+
+        base = self.local_dir(data_dir)
+        if not base.is_dir():
+            expected = "\n".join(f"  {self.local_split_path(data_dir, s)}" for s in splits)
+            hint = "" if data_dir.is_dir() else f" (the data directory {data_dir} itself does not exist)"
+            raise TaskDataError(
+                f"Task '{self.name}': data directory {base} not found{hint}. Expected the files\n"
+                f"{expected}\n{LOCAL_LAYOUT_HELP}"
+            )
+        data_files: dict[str, list[str]] = {}
+        missing: list[Path] = []
+        for split in splits:
+            path = self.local_split_path(data_dir, split)
+            if path.is_file():
+                data_files[split] = [str(path)]
+                continue
+            shards = sorted(base.glob(f"{split}-*.parquet"))
+            if shards:
+                data_files[split] = [str(p) for p in shards]
+            else:
+                missing.append(path)
+        if missing:
+            found = sorted(p.name for p in base.iterdir()) or ["nothing"]
+            raise TaskDataError(
+                f"Task '{self.name}': split file(s) not found:\n"
+                + "\n".join(f"  {p}" for p in missing)
+                + f"\n{base} contains: {', '.join(found)}.\n{LOCAL_LAYOUT_HELP}"
+            )
+        try:
+            return datasets.load_dataset("parquet", data_files=data_files, cache_dir=cache_dir)
+        except Exception as e:  # corrupt / non-parquet file, schema clash between shards, ...
+            raise TaskDataError(
+                f"Task '{self.name}': could not read the parquet files {data_files}: {type(e).__name__}: {e}"
+            ) from e
+
+    def _load_hub(self, cache_dir: str | None):
+        import datasets
+
+        if self.hub_path is None:
+            raise TaskDataError(
+                f"Task '{self.name}' has no hub_path, so it can only be loaded from a data directory "
+                f"(pass data_dir / --data-dir)."
+            )
+        try:
+            return datasets.load_dataset(self.hub_path, self.hub_config, cache_dir=cache_dir)
+        except Exception as e:
+            where = self.hub_path + (f" (config {self.hub_config!r})" if self.hub_config else "")
+            local = (
+                f" Or pass a data directory holding {self.local_subdir}/<split>.parquet (--data-dir)."
+                if self.local_subdir
+                else ""
+            )
+            raise TaskDataError(
+                f"Task '{self.name}': could not load {where} from the Hugging Face Hub: "
+                f"{type(e).__name__}: {e}. Offline? Make sure the dataset is in the HF cache.{local}"
+            ) from e
+
+    # ------------------------------------------------------------------ validation
+    def validate(
+        self, data: "datasets.DatasetDict | Mapping[str, datasets.Dataset]", splits: Sequence[str] | None = None
+    ) -> "datasets.DatasetDict":
+        """Check (and normalise) loaded data; return a DatasetDict of exactly ``splits``.
+
+        Checks: every split present; every column in :attr:`columns` present; no missing
+        inputs or labels; class ids in ``[0, num_labels)``. Normalises: integer (or, with
+        ``label_names``, string) labels become ``ClassLabel``; regression labels become
+        ``float32``; an image column stored as ``{bytes, path}`` structs or file paths becomes
+        an ``Image()`` feature (decoded to ``PIL.Image`` on access).
+        """
+        import datasets
+
+        splits = tuple(splits) if splits is not None else self.splits
+        present = list(data.keys())
+        out = {}
+        for split in splits:
+            if split not in data:
+                raise TaskDataError(
+                    f"Task '{self.name}': split '{split}' not found in the loaded data; it has "
+                    f"{present}. Fix: provide the split, or set train_split=/eval_splits= to the split names "
+                    f"of your data."
+                )
+            out[split] = self._validate_split(data[split], split)
+        return datasets.DatasetDict(out)
+
+    def _fail(self, split: str, msg: str) -> TaskDataError:
+        return TaskDataError(f"Task '{self.name}', split '{split}': {msg}")
+
+    def _validate_split(self, ds: "datasets.Dataset", split: str) -> "datasets.Dataset":
+        import datasets
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = list(ds.column_names)
+        missing = [c for c in self.columns if c not in found]
+        if missing:
+            raise self._fail(
+                split,
+                f"missing column(s) {missing}; found columns {found}; the task expects {list(self.columns)}. "
+                f"Fix: rename the columns of your data (e.g. dataset.rename_column('text', "
+                f"'{self.columns[0]}')), or define the task with text_columns=/image_column=/label_column= "
+                f"set to the names in your data.",
+            )
+
+        def col(name: str) -> pa.ChunkedArray:
+            return ds.with_format("arrow")[name]  # no decoding, honours an indices mapping
+
+        for c in self.text_columns:
+            arr = col(c)
+            if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                    or pa.types.is_string_view(arr.type)):
+                raise self._fail(split, f"text column '{c}' has type {arr.type}, expected strings.")
+            if arr.null_count:
+                raise self._fail(split, f"text column '{c}' has {arr.null_count} missing value(s).")
+
+        if self.modality == "image":
+            c = str(self.image_column)
+            feat = ds.features[c]
+            if not isinstance(feat, datasets.Image):
+                arr_type = col(c).type
+                is_struct = pa.types.is_struct(arr_type) and {"bytes", "path"} <= {
+                    arr_type.field(i).name for i in range(arr_type.num_fields)
+                }
+                if not (is_struct or pa.types.is_string(arr_type) or pa.types.is_large_string(arr_type)):
+                    raise self._fail(
+                        split,
+                        f"image column '{c}' has feature {feat} (arrow type {arr_type}); expected a datasets "
+                        f"Image() feature, {{bytes, path}} structs, or image file paths.",
+                    )
+                ds = ds.cast_column(c, datasets.Image())
+            if col(c).null_count:
+                raise self._fail(split, f"image column '{c}' has {col(c).null_count} missing value(s).")
+
+        c = self.label_column
+        labels = col(c)
+        if labels.null_count:
+            raise self._fail(split, f"label column '{c}' has {labels.null_count} missing value(s).")
+        if self.is_regression:
+            if not (pa.types.is_integer(labels.type) or pa.types.is_floating(labels.type)):
+                raise self._fail(split, f"regression label column '{c}' has type {labels.type}, expected numbers.")
+            if not pa.types.is_float32(labels.type):
+                ds = ds.cast_column(c, datasets.Value("float32"))
+            return ds
+
+        feat = ds.features[c]
+        is_text_label = pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)
+        if is_text_label and self.label_names is not None:
+            try:  # map label names to ids
+                ds = ds.cast_column(c, datasets.ClassLabel(names=list(self.label_names)))
+            except ValueError as e:
+                raise self._fail(
+                    split, f"label column '{c}' holds names that are not among {list(self.label_names)}: {e}"
+                ) from e
+            feat, labels = ds.features[c], col(c)
+        if not pa.types.is_integer(labels.type):
+            raise self._fail(
+                split,
+                f"label column '{c}' has type {labels.type}; a classification task needs integer class ids "
+                f"0..{self.num_labels - 1}"
+                + (" (or set label_names= to map string labels)." if is_text_label else "."),
+            )
+        if len(labels):
+            mm = pc.min_max(labels).as_py()
+            if mm["min"] < 0 or mm["max"] >= self.num_labels:
+                bad = pc.sum(pc.or_(pc.less(labels, 0), pc.greater_equal(labels, self.num_labels))).as_py()
+                hint = " (-1 marks unlabeled rows, as in GLUE test splits: evaluate on a labeled split)" if mm[
+                    "min"] < 0 else ""
+                raise self._fail(
+                    split,
+                    f"label column '{c}' has {bad} value(s) outside [0, {self.num_labels}) "
+                    f"(min {mm['min']}, max {mm['max']}){hint}.",
+                )
+        if isinstance(feat, datasets.ClassLabel):
+            if feat.num_classes != self.num_labels:
+                raise self._fail(
+                    split,
+                    f"label feature is ClassLabel with {feat.num_classes} classes {feat.names[:12]}, "
+                    f"but the task has num_labels={self.num_labels}.",
+                )
+            if self.label_names is not None and tuple(feat.names) != self.label_names:
+                warnings.warn(
+                    f"Task '{self.name}', split '{split}': label names in the data {feat.names} differ from "
+                    f"the task's {list(self.label_names)}; using the data's ids as they are.",
+                    stacklevel=3,
+                )
+        else:
+            names = list(self.label_names) if self.label_names else [str(i) for i in range(self.num_labels)]
+            ds = ds.cast_column(c, datasets.ClassLabel(names=names))
+        return ds
+

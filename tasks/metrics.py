@@ -1,0 +1,169 @@
+"""Evaluation metrics for tasks, offline (scikit-learn and scipy, no `evaluate`).
+
+They reproduce the official GLUE metrics (as in the `glue` metric of HF `evaluate`):
+
+=============  ==================================================
+CoLA           ``matthews_correlation``
+SST-2, MNLI,   ``accuracy``
+QNLI, RTE,
+WNLI
+MRPC, QQP      ``accuracy``, ``f1`` (binary, positive class 1), ``combined``
+STS-B          ``pearson``, ``spearmanr``, ``combined``
+=============  ==================================================
+
+``combined`` is the mean of the other metrics of a task; it is added whenever a task
+lists more than one metric (the GLUE leaderboard convention).
+
+Every metric function takes ``(predictions, labels, num_labels)`` as 1-D numpy arrays
+and returns a Python float. Degenerate inputs never raise: an empty input gives nan,
+a constant input gives nan for the correlations (undefined) and 0.0 for Matthews'
+correlation (as scikit-learn does). Add your own with :func:`register_metric`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+MetricFn = Callable[[np.ndarray, np.ndarray, int], float]
+
+METRICS: dict[str, MetricFn] = {}
+
+#: metrics whose inputs are class ids; the others take real-valued predictions
+CLASSIFICATION_METRICS: set[str] = set()
+
+
+def register_metric(name: str, *, classification: bool = True) -> Callable[[MetricFn], MetricFn]:
+    """Decorator: make ``fn(predictions, labels, num_labels) -> float`` usable as ``Task.metrics``."""
+
+    def deco(fn: MetricFn) -> MetricFn:
+        METRICS[name] = fn
+        if classification:
+            CLASSIFICATION_METRICS.add(name)
+        else:
+            CLASSIFICATION_METRICS.discard(name)
+        return fn
+
+    return deco
+
+
+@register_metric("accuracy")
+def accuracy(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    if labels.size == 0:
+        return math.nan
+    return float(np.mean(predictions == labels))
+
+
+@register_metric("f1")
+def f1(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    """Binary F1 of class 1 for two classes (GLUE MRPC/QQP), macro F1 otherwise."""
+    if labels.size == 0:
+        return math.nan
+    from sklearn.metrics import f1_score
+
+    average = "binary" if num_labels == 2 else "macro"
+    labels_arg = None if num_labels == 2 else list(range(num_labels))
+    return float(f1_score(labels, predictions, average=average, labels=labels_arg, zero_division=0))
+
+
+@register_metric("f1_macro")
+def f1_macro(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    if labels.size == 0:
+        return math.nan
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(labels, predictions, average="macro", labels=list(range(num_labels)), zero_division=0))
+
+
+@register_metric("matthews_correlation")
+def matthews_correlation(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    if labels.size == 0:
+        return math.nan
+    from sklearn.metrics import matthews_corrcoef
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(matthews_corrcoef(labels, predictions))
+
+
+def _correlation(kind: str, predictions: np.ndarray, labels: np.ndarray) -> float:
+    if labels.size < 2:
+        return math.nan
+    if np.all(predictions == predictions[0]) or np.all(labels == labels[0]):
+        return math.nan  # correlation is undefined for a constant input
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fn = stats.pearsonr if kind == "pearson" else stats.spearmanr
+        value = fn(predictions, labels)[0]
+    return float(value)
+
+
+@register_metric("pearson", classification=False)
+def pearson(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    return _correlation("pearson", predictions, labels)
+
+
+@register_metric("spearmanr", classification=False)
+def spearmanr(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    return _correlation("spearmanr", predictions, labels)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def as_class_ids(predictions: Any, num_labels: int) -> np.ndarray:
+    """Class ids from ids (any int-valued array) or from logits of shape ``(n, num_labels)``."""
+    arr = _to_numpy(predictions)
+    if arr.ndim == 2 and arr.shape[1] == num_labels and num_labels > 1:
+        return arr.argmax(axis=-1).astype(np.int64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"classification predictions must be class ids of shape (n,) or logits of shape "
+            f"(n, {num_labels}); got shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError("classification predictions must be integer class ids, got non-integer floats")
+    return arr.astype(np.int64)
+
+
+def as_scores(predictions: Any) -> np.ndarray:
+    arr = _to_numpy(predictions).astype(np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"regression predictions must have shape (n,) or (n, 1); got shape {arr.shape}")
+    return arr
+
+
+def compute(
+    names: Iterable[str], predictions: Any, labels: Any, *, num_labels: int, regression: bool
+) -> dict[str, float]:
+    """Compute the named metrics (plus ``combined`` when there are several)."""
+    names = list(names)
+    if regression:
+        preds, labs = as_scores(predictions), as_scores(labels)
+    else:
+        preds, labs = as_class_ids(predictions, num_labels), as_class_ids(labels, num_labels)
+    if preds.shape != labs.shape:
+        raise ValueError(f"predictions and labels differ in length: {preds.shape[0]} vs {labs.shape[0]}")
+    out: dict[str, float] = {}
+    for name in names:
+        try:
+            fn = METRICS[name]
+        except KeyError:
+            raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}") from None
+        out[name] = float(fn(preds, labs, num_labels))
+    if len(names) > 1:
+        out["combined"] = float(np.mean([out[n] for n in names]))
+    return out
