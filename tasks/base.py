@@ -384,7 +384,8 @@ class Task:
                 raise self._fail(
                     split,
                     f"label column '{c}' has {bad} value(s) outside [0, {self.num_labels}) "
-                    f"(min {mm['min']}, max {mm['max']}){hint}.",
+                    f"(min {mm['min']}, max {mm['max']}){hint}. Class ids must lie in the range 0..{self.num_labels - 1}: "
+                    f"fix those rows, or define the task with the right num_labels.",
                 )
         if isinstance(feat, datasets.ClassLabel):
             if feat.num_classes != self.num_labels:

@@ -1,0 +1,170 @@
+"""run_bench.py end to end on tiny offline grids: rows, report, resume, user tasks, and bad input."""
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench_helpers import runs, tiny_args
+from harness import results
+from harness.cli import main
+
+
+def test_grid_end_to_end_text_and_vision(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(tiny_args(out, tasks="toy-sentiment,digits", models="tiny-bert,tiny-vit", heads="native,sla-2:d=16,mhap")) == 0
+    frame = runs(out)
+    # text model x text task, image model x image task: 2 pairs x 2 seeds x 3 heads
+    assert len(frame) == 12 and frame["run_id"].is_unique and (frame["status"] == "ok").all()
+    assert set(zip(frame["task"], frame["model"])) == {("toy-sentiment", "tiny-bert"), ("digits", "tiny-vit")}
+    assert list(frame.columns) == results.COLUMNS
+    row = frame[(frame["head"] == "sla-2:d=16") & (frame["task"] == "digits")].iloc[0]
+    assert json.loads(row["head_options"])["d"] == 16 and json.loads(row["head_options"])["phi"] == "relu"
+    assert row["n_train"] == 64 and row["n_eval"] == 40 and row["steps"] == 2
+    assert row["params_head"] > 0 and row["params_total"] > row["params_head"] and row["flops_per_sample"] > 0
+    assert 0.0 <= row["score"] <= 1.0 and json.loads(row["metrics"])["accuracy"] == row["score"]
+    assert json.loads(row["versions"])["torch"] and json.loads(row["config"])["lr"] == 1e-3  # from-scratch default
+    for rid in frame["run_id"]:
+        pred, labels = results.load_predictions(out, rid)
+        assert pred.shape == labels.shape == (40,)
+    deltas = pd.read_csv(out / "deltas.csv")
+    assert len(deltas) == 6
+    sla = deltas[(deltas["task"] == "digits") & (deltas["head"] == "sla-2:d=16")].iloc[0]
+    native = frame[(frame["task"] == "digits") & (frame["head"] == "native")].set_index("seed")["score"]
+    mine = frame[(frame["task"] == "digits") & (frame["head"] == "sla-2:d=16")].set_index("seed")["score"]
+    assert sla["delta_mean"] == pytest.approx((mine - native).mean())
+    assert sla["n_paired"] == 2 and sla["test"] == "mcnemar" and sla["test_n"] == 80
+    assert "| digits | tiny-vit |" in (out / "summary.md").read_text()
+    assert "Δ vs native" in capsys.readouterr().out
+
+
+def test_resume_skips_finished_cells_and_force_reruns(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(tiny_args(out, seeds=1)) == 0
+    first = runs(out)
+    assert main(tiny_args(out, seeds=2)) == 0  # one more seed: only its two cells run
+    assert "2 run now" in capsys.readouterr().out
+    second = runs(out)
+    assert len(second) == 4 and second["run_id"].is_unique
+    assert second.iloc[:2]["finished_at"].tolist() == first["finished_at"].tolist()  # untouched
+    assert main(tiny_args(out, seeds=2)) == 0
+    assert "0 run now" in capsys.readouterr().out and len(runs(out)) == 4
+    assert main(tiny_args(out, seeds=1, extra=["--force"])) == 0
+    assert len(runs(out)) == 6  # reruns are appended; the report keeps the latest per run
+    assert len(pd.read_csv(out / "deltas.csv")) == 2
+
+
+def test_regression_task_and_a_user_task_from_outside(tmp_path):
+    task_file = tmp_path / "my_task.py"
+    task_file.write_text(textwrap.dedent('''
+        import datasets
+        import numpy as np
+        from tasks import Task, register_task
+
+        def load(task, data_dir, splits):
+            rng = np.random.default_rng(0)
+            def split(n):
+                x = rng.integers(0, 10, size=n)
+                return datasets.Dataset.from_dict({
+                    "sentence": [" ".join(["w%d" % v] * (1 + v % 3)) for v in x],
+                    "label": (x / 2.0).astype("float32")})
+            return datasets.DatasetDict({s: split(80 if s == "train" else 40) for s in splits})
+
+        register_task(Task(name="my-regression", modality="text", num_labels=1, metric="pearson",
+                           text_columns=("sentence",), loader=load))
+    '''))
+    out = tmp_path / "out"
+    assert main(tiny_args(out, tasks="my-regression", extra=["--task-file", str(task_file)])) == 0
+    frame = runs(out)
+    assert (frame["status"] == "ok").all() and (frame["metric"] == "pearson").all()
+    pred, labels = results.load_predictions(out, frame["run_id"][0])
+    assert pred.dtype.kind == "f" and labels.dtype.kind == "f"
+    assert (pd.read_csv(out / "deltas.csv").dropna(subset=["delta_mean"])["test"] == "paired-bootstrap").all()
+
+
+def test_non_finite_loss_fails_the_run_not_the_grid(tmp_path):
+    out = tmp_path / "out"
+    args = tiny_args(out, seeds=1, heads="native,mean", extra=["--lr", "1e30", "--head-lr", "1e30"])
+    args[args.index("--max-steps") + 1] = "10"
+    assert main(args) == 0
+    frame = runs(out)
+    assert len(frame) == 2 and (frame["status"] == "failed").all()
+    assert frame["error"].str.contains("NaN or infinite").all()
+
+
+# ---------------------------------------------------------------- bad input: exit 2, a message, nothing written
+
+def _fails(capsys, args, *words):
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def _parquet(path: Path, frame: pd.DataFrame):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"--tasks": "sst3"}, ["Unknown task", "sst2", "--task-file"]),
+    ({"--heads": "native,slaa-2"}, ["unknown head", "sla-K"]),
+    ({"--heads": "sla-2:colour=red"}, ["no option 'colour'", "phi"]),
+    ({"--models": "no-such-model"}, ["cannot load model", "tiny-bert"]),
+    ({"--seeds": "0"}, ["--seeds 0", "at least 1"]),
+    ({"--data-dir": "/no/such/dir"}, ["does not exist", "glue/<task>/<split>.parquet"]),
+    ({"--shard": "2/2"}, ["0 <= i < n"]),
+    ({"--tasks": "digits", "--models": "tiny-bert"}, ["image task", "tiny-vit"]),
+])
+def test_bad_arguments(tmp_path, capsys, change, words):
+    out = tmp_path / "out"
+    args = tiny_args(out)
+    for flag, value in change.items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    _fails(capsys, args, *words)
+    assert not out.exists()
+
+
+def test_missing_split_missing_column_labels_out_of_range(tmp_path, capsys):
+    data = tmp_path / "data"
+    good = pd.DataFrame({"sentence": ["a b", "c d"], "label": [0, 1], "idx": [0, 1]})
+    _parquet(data / "glue/sst2/train.parquet", good)
+    out = tmp_path / "out"
+    base = tiny_args(out, tasks="sst2") + ["--data-dir", str(data)]
+    _fails(capsys, base, "validation.parquet", "glue/<task>/<split>.parquet")
+    _parquet(data / "glue/sst2/validation.parquet", good.rename(columns={"sentence": "text"}))
+    _fails(capsys, base, "sentence", "validation")
+    _parquet(data / "glue/sst2/validation.parquet", good.assign(label=[0, 7]))
+    _fails(capsys, base, "label", "range")
+    assert not out.exists()
+
+
+def test_unsupported_architecture(tmp_path, capsys):
+    from transformers import GPT2Config
+
+    model_dir = tmp_path / "gpt2-tiny"
+    GPT2Config(n_layer=1, n_head=2, n_embd=16, architectures=["GPT2ForSequenceClassification"]).save_pretrained(model_dir)
+    out = tmp_path / "out"
+    _fails(capsys, tiny_args(out, models=str(model_dir)), "gpt2", "Supported families", "bert")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content,words", [
+    ("hello,world\n1,2\n", ["not a sla-bench runs file", "--out"]),
+    (None, ["incompatible", "sla-bench/runs/0"]),
+    ("\x00\x01\x02binary", ["runs.csv"]),
+])
+def test_bad_results_file_is_refused_and_kept(tmp_path, capsys, content, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / "runs.csv"
+    if content is None:  # a file of an older schema version
+        content = ",".join(results.COLUMNS) + "\n" + "sla-bench/runs/0,abc" + "," * (len(results.COLUMNS) - 2) + "\n"
+    path.write_text(content)
+    _fails(capsys, tiny_args(out), *words)
+    assert path.read_text() == content and sorted(p.name for p in out.iterdir()) == ["runs.csv"]
