@@ -22,6 +22,7 @@ from .registry import (
 
 # built-in tasks register themselves on import
 from . import cifar, glue, toy  # noqa: E402,F401  (after the registry exists)
+from . import pointer  # noqa: E402,F401
 
 __all__ = [
     "Task",

@@ -1,0 +1,368 @@
+"""The paper's analyses as figures: tidy frames in, a PNG and the CSV behind it out.
+
+Every function takes a pandas DataFrame (or the path of a CSV holding one) in long ("tidy") form,
+writes ``<path>.png`` and ``<path>.csv`` (plus, where a figure has two kinds of panel, a second CSV
+``<path>_<what>.csv``) and returns the written paths, PNG first. ``path`` may end in ``.png`` or not.
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state), so this
+works headless and never changes the caller's backend.
+
+========================== ======================================================= ==========================
+function                   frame columns (``[x]`` = optional)                      what it shows
+========================== ======================================================= ==========================
+:func:`plot_depth`         ``task, head_family, depth, [seed], score, [metric]``   score vs K per task, CI band
+:func:`plot_width`         ``task, head_family, d, [seed], score, [metric]``       score vs latent size d (log2)
+:func:`plot_gradient_      ``[task], head_family, [seed], layer, step,             variance over steps of the
+variance`                  grad_norm, [grad_std]``                                 gradient norm per layer; the
+                                                                                   norm over steps per layer
+:func:`plot_gradient_      ``head_family, layer, value`` (raw gradient entries)    per-layer histograms, SAN vs
+histograms`                                                                        SLA overlaid (paper Fig. 5)
+:func:`plot_attention`     ``head_family, layer, weight`` + entropy frame          per-layer weight histograms
+                           ``head_family, layer, entropy`` (one row per example)   and mean entropy (Fig. 6)
+========================== ======================================================= ==========================
+
+``layer`` is 1-based, 1 = the attention layer nearest the input. Confidence intervals (:func:`mean_ci`)
+are two-sided Student-t intervals of the mean, ``mean +- t(0.975, n-1) * sd / sqrt(n)`` with ``sd`` the
+ddof=1 standard deviation: over seeds for scores and gradient variances, over examples for entropies.
+They are NaN with fewer than 2 values (the plot then shows the mean alone).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.colors import to_rgb
+from scipy import stats
+
+__all__ = [
+    "CI_LEVEL",
+    "mean_ci",
+    "summarize",
+    "plot_depth",
+    "plot_width",
+    "plot_gradient_variance",
+    "plot_gradient_histograms",
+    "plot_attention",
+]
+
+CI_LEVEL = 0.95
+SUMMARY_COLUMNS = ("n", "mean", "ci_low", "ci_high")
+_KNOWN_COLORS = {"sla": "tab:red", "san": "tab:blue", "attn": "tab:gray", "mhap": "tab:green",
+                 "native": "black", "cls": "tab:brown", "mean": "tab:olive"}
+_CI_NOTE = "{shape}: {pct:g}% Student-t CI of the mean over {over} (scipy.stats.t)"
+
+
+# ---------------------------------------------------------------------------- statistics
+def mean_ci(values: Iterable[float], level: float = CI_LEVEL) -> tuple[int, float, float, float]:
+    """``(n, mean, ci_low, ci_high)`` of the finite values: Student-t interval; NaN bounds if n < 2."""
+    x = np.asarray(list(values), dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if n == 1:
+        return 1, mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return n, mean, mean - half, mean + half
+
+
+def summarize(frame: pd.DataFrame, by: Sequence[str], value: str, level: float = CI_LEVEL) -> pd.DataFrame:
+    """One row per group of ``by``: ``by..., n, mean, ci_low, ci_high`` of ``value`` (see :func:`mean_ci`)."""
+    rows = [(*(key if isinstance(key, tuple) else (key,)), *mean_ci(group[value], level))
+            for key, group in frame.groupby(list(by), sort=True)]
+    return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])
+
+
+# ---------------------------------------------------------------------------- helpers
+def _frame(data: pd.DataFrame | str | Path, required: Sequence[str], name: str) -> pd.DataFrame:
+    frame = data.copy() if isinstance(data, pd.DataFrame) else pd.read_csv(data)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name}: the frame lacks column(s) {missing}; it has {list(frame.columns)}")
+    if frame.empty:
+        raise ValueError(f"{name}: the frame is empty")
+    return frame
+
+
+def _out(path: str | Path, *extra: str) -> list[Path]:
+    """``[<path>.png, <path>.csv, <path>_<extra>.csv ...]``, the folder created."""
+    base = Path(path)
+    base = base.with_suffix("") if base.suffix.lower() in (".png", ".csv") else base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    return [base.with_name(base.name + ".png"), base.with_name(base.name + ".csv"),
+            *(base.with_name(f"{base.name}_{e}.csv") for e in extra)]
+
+
+def _colors(families: Iterable[str]) -> dict[str, str]:
+    spare = itertools.cycle(("tab:orange", "tab:purple", "tab:pink", "tab:cyan"))  # not in _KNOWN_COLORS
+    return {f: _KNOWN_COLORS.get(str(f).lower()) or next(spare) for f in families}
+
+
+def _shade(color: str, strength: float) -> tuple[float, float, float]:
+    """``color`` mixed with white: strength 1 = the colour itself, 0 = white."""
+    rgb = np.array(to_rgb(color))
+    return tuple(1 - strength * (1 - rgb))
+
+
+def _range(n: pd.Series) -> str:
+    return f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+
+
+def _label(family: str) -> str:
+    return str(family).upper() if len(str(family)) <= 4 else str(family)
+
+
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.4, 3.4)):
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows + 0.9), layout="constrained", dpi=110)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def _finish(fig: Figure, title: str, caption: str, png: Path) -> None:
+    fig.suptitle(title, fontsize=12)
+    fig.supxlabel(caption, fontsize=8, color="0.3")
+    fig.savefig(png)
+
+
+def _hist_table(frame: pd.DataFrame, value: str, edges: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+    """Per (head_family, layer): counts and fractions of ``value`` in the bins ``edges(values of the
+    layer)``, shared by the families of a layer; values beyond the ends are counted in the end bins."""
+    rows = []
+    for layer, gl in frame.groupby("layer", sort=True):
+        e = edges(gl[value].to_numpy(float))
+        for family, g in gl.groupby("head_family", sort=True):
+            x = np.clip(g[value].to_numpy(float), e[0], e[-1])
+            counts, _ = np.histogram(x, bins=e)
+            rows += [(family, int(layer), lo, hi, int(c), c / max(len(x), 1))
+                     for lo, hi, c in zip(e[:-1], e[1:], counts)]
+    return pd.DataFrame(rows, columns=["head_family", "layer", "bin_low", "bin_high", "count", "fraction"])
+
+
+def _hist_panels(table: pd.DataFrame, axes, colors: dict, xlabel: str) -> None:
+    for ax, (layer, g) in zip(axes, table.groupby("layer", sort=True)):
+        for family, h in g.groupby("head_family", sort=True):
+            edges = np.append(h["bin_low"].to_numpy(), h["bin_high"].iloc[-1])
+            frac = np.where(h["fraction"] > 0, h["fraction"], np.nan)
+            ax.stairs(h["fraction"], edges, fill=True, alpha=0.3, color=colors[family])
+            ax.stairs(frac, edges, color=colors[family], label=_label(family), linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_title(f"attention layer {layer}" + (" (nearest the input)" if layer == 1 else ""), fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("fraction of samples (log)")
+        ax.legend(fontsize=8)
+
+
+def _score_curves(frame, path, x: str, xlabel: str, what: str, log2: bool, level: float) -> list[Path]:
+    png, csv = _out(path)
+    table = summarize(frame, ["task", "head_family", x], "score", level)
+    table.to_csv(csv, index=False)
+    colors = _colors(sorted(table["head_family"].unique()))
+    metrics = frame.groupby("task")["metric"].first().astype(str) if "metric" in frame else {}
+    tasks = sorted(table["task"].unique())
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks):
+        for family, g in table[table["task"] == task].groupby("head_family", sort=True):
+            g = g.sort_values(x)
+            ax.plot(g[x], g["mean"], marker="o", color=colors[family], label=_label(family))
+            ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=colors[family], alpha=0.2, linewidth=0)
+        if log2:
+            ax.set_xscale("log", base=2)
+        ticks = sorted(table.loc[table["task"] == task, x].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_title(str(task), fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{metrics.get(task, 'score')} (mean over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(title="head", fontsize=8)
+    note = _CI_NOTE.format(shape="shaded band", pct=100 * level, over="seeds")
+    caption = f"{note}; seeds per point: {_range(table['n'])}"
+    metric = set(metrics.values) if len(metrics) else {"score"}
+    _finish(fig, f"{metric.pop() if len(metric) == 1 else 'score'} vs {what}", caption, png)
+    return [png, csv]
+
+
+# ---------------------------------------------------------------------------- the analyses
+def plot_depth(frame: pd.DataFrame | str | Path, path: str | Path, *, level: float = CI_LEVEL) -> list[Path]:
+    """Score vs number of attention layers K, one panel per task, a line + CI band per head family.
+
+    ``frame``: ``task, head_family, depth, [seed], score, [metric]``, one row per trained run.
+    CSV: ``task, head_family, depth, n, mean, ci_low, ci_high`` (CI over seeds).
+    """
+    frame = _frame(frame, ["task", "head_family", "depth", "score"], "plot_depth")
+    return _score_curves(frame, path, "depth", "attention layers K", "stacked attention layers K",
+                         log2=False, level=level)
+
+
+def plot_width(frame: pd.DataFrame | str | Path, path: str | Path, *, level: float = CI_LEVEL) -> list[Path]:
+    """Score vs latent size d (log2 axis), one panel per task, a line + CI band per head family.
+
+    ``frame``: ``task, head_family, d, [seed], score, [metric]``. CSV: ``task, head_family, d, n, mean,
+    ci_low, ci_high``.
+    """
+    frame = _frame(frame, ["task", "head_family", "d", "score"], "plot_width")
+    return _score_curves(frame, path, "d", "latent size d (log2 scale)", "latent size d", log2=True, level=level)
+
+
+def plot_gradient_variance(
+    frame: pd.DataFrame | str | Path, path: str | Path, *, level: float = CI_LEVEL
+) -> list[Path]:
+    """Per attention layer: the variance over training steps of the gradient norm reaching it.
+
+    ``frame``: ``[task], head_family, [seed], layer, step, grad_norm`` (one row per step and layer; other
+    columns such as ``grad_std`` are ignored). Per task, left panel: for each layer (x) and head family
+    (bars), the variance over steps of ``grad_norm`` (ddof=1), mean over seeds with CI; right panel:
+    ``grad_norm`` over steps (mean over seeds), colour = layer, line style = head family.
+    CSVs: ``<path>.csv`` = ``task, head_family, layer, n, mean, ci_low, ci_high`` (``mean`` is the mean
+    over ``n`` seeds of the per-run variance); ``<path>_curves.csv`` = ``task, head_family, layer, step,
+    n, mean, ci_low, ci_high`` of ``grad_norm``.
+    """
+    frame = _frame(frame, ["head_family", "layer", "step", "grad_norm"], "plot_gradient_variance")
+    frame = frame.assign(task=frame.get("task", "all"), seed=frame.get("seed", 0))
+    png, csv, curves_csv = _out(path, "curves")
+    per_run = (frame.groupby(["task", "head_family", "seed", "layer"])["grad_norm"]
+               .var(ddof=1).rename("var").reset_index())
+    table = summarize(per_run, ["task", "head_family", "layer"], "var", level)
+    curves = summarize(frame, ["task", "head_family", "layer", "step"], "grad_norm", level)
+    table.to_csv(csv, index=False)
+    curves.to_csv(curves_csv, index=False)
+
+    families = sorted(table["head_family"].unique())
+    colors, styles = _colors(families), dict(zip(families, ["-", "--", ":", "-."] * 3))
+    layers = sorted(table["layer"].unique())
+    shade = {(f, l): _shade(colors[f], 0.35 + 0.65 * i / max(len(layers) - 1, 1))
+             for f in families for i, l in enumerate(layers)}
+    tasks = sorted(table["task"].unique())
+    fig = Figure(figsize=(11, 3.8 * len(tasks) + 0.8), layout="constrained", dpi=110)
+    axes = fig.subplots(len(tasks), 2, squeeze=False)
+    width = 0.8 / len(families)
+    for (ax_var, ax_curve), task in zip(axes, tasks):
+        for i, family in enumerate(families):
+            g = table[(table["task"] == task) & (table["head_family"] == family)].sort_values("layer")
+            xs = g["layer"].to_numpy(float) + (i - (len(families) - 1) / 2) * width
+            err = np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
+            ax_var.bar(xs, g["mean"], width, color=colors[family], alpha=0.8, label=_label(family),
+                       yerr=np.nan_to_num(err), capsize=3)
+            c = curves[(curves["task"] == task) & (curves["head_family"] == family)]
+            for layer, lc in c.groupby("layer", sort=True):
+                ax_curve.plot(lc["step"], lc["mean"], linestyle=styles[family], color=shade[family, layer],
+                              linewidth=1.1, label=f"{_label(family)} layer {layer}")
+        ax_var.set_yscale("log")
+        ax_var.set_xticks(layers)
+        ax_var.set_xlabel("attention layer (1 = nearest the input)")
+        ax_var.set_ylabel("variance over steps of ||grad|| (log)")
+        ax_var.set_title(f"{task}: gradient-norm variance per layer", fontsize=10)
+        ax_var.legend(title="head", fontsize=8)
+        ax_curve.set_yscale("log")
+        ax_curve.set_xlabel("training step")
+        ax_curve.set_ylabel("||grad|| of the layer's parameters (log)")
+        ax_curve.set_title(f"{task}: gradient norm during training", fontsize=10)
+        ax_curve.legend(fontsize=7, ncols=len(families), title="darker = nearer the output", title_fontsize=7)
+    note = _CI_NOTE.format(shape="error bars", pct=100 * level, over="seeds")
+    caption = (f"L2 norm of the gradient of each attention layer's parameters, recorded every step; left: "
+               f"{note}, seeds per bar: {_range(table['n'])}; right: mean over seeds")
+    _finish(fig, "Gradient flow per attention layer", caption, png)
+    return [png, csv, curves_csv]
+
+
+def plot_gradient_histograms(
+    samples: pd.DataFrame | str | Path, path: str | Path, *, bins: int = 60, clip_quantile: float = 0.999
+) -> list[Path]:
+    """Per attention layer, the histogram of raw gradient entries, head families overlaid (paper Fig. 5).
+
+    ``samples``: ``head_family, layer, value`` (gradient entries sampled during training). Per
+    layer, symmetric bins over ``+-`` the ``clip_quantile`` of that layer's ``|value|`` (shared by the
+    families so they compare; layers differ in scale); values beyond are counted in the end bins.
+    Y = fraction of that family's samples (log scale), so families with different sample counts compare.
+    CSVs: ``<path>.csv`` = ``head_family, layer, bin_low, bin_high, count, fraction``;
+    ``<path>_summary.csv`` = ``head_family, layer, n, mean, std, var, excess_kurtosis`` (peakiness at 0).
+    """
+    frame = _frame(samples, ["head_family", "layer", "value"], "plot_gradient_histograms")
+    png, csv, summary_csv = _out(path, "summary")
+
+    def edges(values: np.ndarray) -> np.ndarray:
+        lim = float(np.quantile(np.abs(values[np.isfinite(values)]), clip_quantile)) or 1.0
+        return np.linspace(-lim, lim, bins + 1)
+
+    table = _hist_table(frame, "value", edges)
+    table.to_csv(csv, index=False)
+    summary = frame.groupby(["head_family", "layer"])["value"].agg(
+        n="count", mean="mean", std="std", var="var",
+        excess_kurtosis=lambda v: float(stats.kurtosis(v, fisher=True))).reset_index()
+    summary.to_csv(summary_csv, index=False)
+    colors = _colors(sorted(frame["head_family"].unique()))
+    fig, axes = _grid(frame["layer"].nunique(), ncols=4, size=(3.8, 3.2))
+    _hist_panels(table, axes, colors, "gradient entry value")
+    for ax, (layer, g) in zip(axes, summary.groupby("layer", sort=True)):
+        note = "\n".join(f"{_label(r.head_family)} var {r.var:.2g}" for r in g.itertuples())
+        ax.text(0.02, 0.97, note, transform=ax.transAxes, va="top", fontsize=7)
+    caption = (f"raw gradient entries sampled during training; per layer {bins} bins on +-L, L = the "
+               f"{100 * clip_quantile:g}th percentile of |value| in that layer (both heads), values beyond "
+               f"counted in the end bins; x ranges differ between panels")
+    _finish(fig, "Distribution of gradients per attention layer", caption, png)
+    return [png, csv, summary_csv]
+
+
+def plot_attention(
+    frame: pd.DataFrame | str | Path,
+    path: str | Path,
+    frame_entropy: pd.DataFrame | str | Path | None = None,
+    *,
+    bins: int = 50,
+    level: float = CI_LEVEL,
+) -> list[Path]:
+    """Per attention layer, the histogram of attention weights, head families overlaid, and the mean
+    attention entropy per layer with CI (paper Fig. 6).
+
+    ``frame``: ``head_family, layer, weight`` (weights on real positions, sampled). ``frame_entropy``:
+    ``head_family, layer, entropy`` (one row per example, natural log, nats). CSVs: ``<path>.csv`` =
+    ``head_family, layer, bin_low, bin_high, count, fraction`` (bins on [0, 1]); ``<path>_summary.csv``
+    = ``head_family, layer, n, mean, median, p90, p99, max`` of the weights; ``<path>_entropy.csv`` =
+    ``head_family, layer, n, mean, ci_low, ci_high`` (CI over examples), when entropies are given.
+    """
+    frame = _frame(frame, ["head_family", "layer", "weight"], "plot_attention")
+    png, csv, summary_csv, entropy_csv = _out(path, "summary", "entropy")
+    table = _hist_table(frame, "weight", lambda _: np.linspace(0.0, 1.0, bins + 1))
+    table.to_csv(csv, index=False)
+    w = frame.groupby(["head_family", "layer"])["weight"]
+    summary = w.agg(n="count", mean="mean", median="median",
+                    p90=lambda v: v.quantile(0.9), p99=lambda v: v.quantile(0.99), max="max").reset_index()
+    summary.to_csv(summary_csv, index=False)
+    families = sorted(frame["head_family"].unique())
+    colors = _colors(families)
+    layers = sorted(frame["layer"].unique())
+    fig, axes = _grid(len(layers) + (frame_entropy is not None), ncols=4, size=(3.8, 3.2))
+    _hist_panels(table, axes, colors, "attention weight")
+    written = [png, csv, summary_csv]
+    if frame_entropy is not None:
+        ent = _frame(frame_entropy, ["head_family", "layer", "entropy"], "plot_attention (entropy)")
+        etable = summarize(ent, ["head_family", "layer"], "entropy", level)
+        etable.to_csv(entropy_csv, index=False)
+        written.append(entropy_csv)
+        ax = axes[-1]
+        for i, family in enumerate(families):
+            g = etable[etable["head_family"] == family].sort_values("layer")
+            err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]))
+            ax.errorbar(g["layer"] + 0.08 * (i - (len(families) - 1) / 2), g["mean"], yerr=err, marker="o",
+                        capsize=3, color=colors[family], label=_label(family))
+        ax.set_xticks(sorted(etable["layer"].unique()))
+        ax.set_xlabel("attention layer (1 = nearest the input)")
+        ax.set_ylabel("mean attention entropy (nats)")
+        ax.set_title(f"entropy per layer ({100 * level:g}% t-CI over examples)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    caption = ("attention weights on real (non-padding) positions, sampled from the evaluation set; "
+               "y = fraction of that head's sampled weights per bin of width "
+               f"{1 / bins:g}" + ("; last panel: entropy -sum a log a per example" if frame_entropy is not None
+                                 else ""))
+    _finish(fig, "Attention weights per layer", caption, png)
+    return written
