@@ -5,6 +5,7 @@ Read-only with respect to training: everything here is derived from the results 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -87,7 +88,13 @@ def write_report(out_dir: Path, tasks: Iterable = (), title: str = "") -> pd.Dat
     """Write ``deltas.csv`` and ``summary.md`` into ``out_dir``; return the table."""
     out_dir = Path(out_dir)
     table = delta_frame(out_dir, list(tasks))
-    table.to_csv(out_dir / "deltas.csv", index=False)
-    text = f"# {title or 'sla-bench results'}\n\n" + markdown(table) + EXPLAIN
-    (out_dir / "summary.md").write_text(text)
+    _write_atomic(out_dir / "deltas.csv", table.to_csv(index=False))
+    _write_atomic(out_dir / "summary.md", f"# {title or 'sla-bench results'}\n\n" + markdown(table) + EXPLAIN)
     return table
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Concurrent shards may both write the report: each write is whole or not at all."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)

@@ -1,0 +1,91 @@
+"""Crash safety, concurrent shards and determinism, with real processes of run_bench.py."""
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench_helpers import runs, tiny_args
+from harness import results
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID = dict(heads="native,mean,sla-2:d=16", seeds=2)  # 6 cells
+CELLS = 6
+
+
+def _start(args) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(ROOT / "run_bench.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _check_file(path: Path) -> list:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == results.COLUMNS
+    assert all(len(r) == len(results.COLUMNS) for r in rows[1:])  # no partial row
+    return results.ResultsStore(path).rows()
+
+
+def test_kill_minus_nine_at_random_moments_then_resume(tmp_path):
+    out = tmp_path / "out"
+    args = tiny_args(out, **GRID)
+    rng = random.Random(1234)
+    kills = 0
+    for attempt in range(12):
+        proc = _start(args)
+        time.sleep(rng.uniform(1.0, 10.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if (out / "runs.csv").exists():
+            rows = _check_file(out / "runs.csv")  # parses, whole rows only, after every kill
+            assert len({r["run_id"] for r in rows}) == len(rows)
+    assert kills >= 10
+    proc = _start(args)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
+    rows = _check_file(out / "runs.csv")
+    assert len(rows) == CELLS and len({r["run_id"] for r in rows}) == CELLS
+    assert all(r["status"] == "ok" for r in rows)
+    assert {r["run_id"] for r in rows} == {c for c in pd.read_csv(out / "runs.csv")["run_id"]}
+
+
+def test_two_concurrent_shards_on_one_file(tmp_path):
+    out = tmp_path / "out"
+    shards = [_start(tiny_args(out, **GRID) + ["--shard", f"{i}/2"]) for i in range(2)]
+    for proc in shards:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
+    rows = _check_file(out / "runs.csv")
+    assert len(rows) == CELLS and len({r["run_id"] for r in rows}) == CELLS
+    assert sorted(r["seed"] for r in rows) == ["0", "0", "0", "1", "1", "1"]
+    assert len(pd.read_csv(out / "deltas.csv")) == 3
+
+
+def test_shards_in_separate_files_merge(tmp_path, capsys):
+    for i in range(2):
+        assert main(tiny_args(tmp_path / f"s{i}", **GRID) + ["--shard", f"{i}/2"]) == 0
+    assert [len(runs(tmp_path / f"s{i}")) for i in range(2)] == [3, 3]
+    assert main(["merge", str(tmp_path / "s0/runs.csv"), str(tmp_path / "s1/runs.csv"), "--out", str(tmp_path / "all")]) == 0
+    merged = runs(tmp_path / "all")
+    assert len(merged) == CELLS and merged["run_id"].is_unique
+    assert len(list((tmp_path / "all/predictions").glob("*.npz"))) == CELLS
+    # the merged folder resumes as one: nothing left to run
+    assert main(tiny_args(tmp_path / "all", **GRID)) == 0
+    assert "0 run now" in capsys.readouterr().out
+
+
+def test_same_command_twice_gives_identical_scores(tmp_path):
+    for name in ("a", "b"):
+        assert main(tiny_args(tmp_path / name, tasks="toy-sentiment,digits", models="tiny-bert,tiny-vit",
+                              heads="native,sla-2:d=16", seeds=1)) == 0
+    a, b = runs(tmp_path / "a"), runs(tmp_path / "b")
+    assert list(a["run_id"]) == list(b["run_id"])
+    assert list(a["score"]) == list(b["score"])
+    assert list(a["metrics"]) == list(b["metrics"])
