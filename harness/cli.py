@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-dir", default=None, help="local data in the HF parquet layout (DIR/glue/<task>/<split>.parquet)")
     g.add_argument("--task-file", action="append", default=[], help="a .py file or module that registers tasks (repeatable)")
     g.add_argument("--mode", choices=["finetune", "probe"], default="finetune",
-                   help="probe: frozen backbone, only the head and classifier train")
+                   help="probe: frozen backbone, computed once and cached; only the head and classifier train")
+    g.add_argument("--cache-dir", default=None,
+                   help="probe-mode feature cache (default $SLA_BENCH_CACHE or ~/.cache/sla-bench)")
     g.add_argument("--force", action="store_true", help="rerun cells already in runs.csv")
     g.add_argument("--shard", default="0/1", help="i/n: run only every n-th cell starting at i (0-based)")
     b = p.add_argument_group("budget and recipe")
@@ -51,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head and classifier")
     b.add_argument("--max-length", type=int, default=128, help="text truncation length (padding is per batch)")
     b.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="autocast (bf16 helps on CPUs too)")
+    a = p.add_argument_group("the paper's analyses (harness/analyses/drivers.py)")
+    a.add_argument("--analysis", default="", help="comma-separated: depth, gradients, attention, width")
+    a.add_argument("--depths", default="1-8", help="depth sweep: san-K and sla-K for these K")
+    a.add_argument("--widths", default="32,64,128,256,512", help="width sweep: these latent sizes d")
+    a.add_argument("--width-depth", type=int, default=3, help="the K of the width sweep")
     p.add_argument("--list", action="store_true", help="list tasks, heads and named models, then exit")
     p.add_argument("--report-only", action="store_true", help="rewrite deltas.csv and summary.md from runs.csv")
     return p
@@ -70,6 +77,7 @@ def validate(args):
     """Everything that can be checked before training, checked; returns the grid config and data."""
     from tasks import get_task, load_task_plugins
 
+    from .analyses.drivers import ANALYSES, heads_for, parse_range
     from .heads import parse_head_spec
     from .models import NAMED_CONFIGS, model_modality
     from .results import ResultsStore
@@ -88,7 +96,15 @@ def validate(args):
                          "and DIR/cifar10/<split>.parquet (or leave it out to load from the HF Hub)")
     load_task_plugins(args.task_file)
     tasks = [get_task(name) for name in _csv(args.tasks)]
-    heads = [parse_head_spec(h) for h in _csv(args.heads)]
+    analyses = _csv(args.analysis)
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        raise UsageError(f"--analysis {','.join(unknown)}: unknown; choose from {', '.join(ANALYSES)}")
+    try:
+        depths, widths = parse_range(args.depths), parse_range(args.widths)
+    except ValueError as error:
+        raise UsageError(f"--depths/--widths {error}") from None
+    heads = [parse_head_spec(h) for h in heads_for(analyses, _csv(args.heads), depths, widths, args.width_depth)]
     models = _csv(args.models)
     if not tasks or not heads or not models:
         raise UsageError("--tasks, --models and --heads each need at least one name")
@@ -108,7 +124,10 @@ def validate(args):
     config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
                         train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
                         max_eval_samples=args.max_eval_samples, max_length=args.max_length,
-                        precision=args.precision, mode=args.mode, force=args.force, shard=shard)
+                        precision=args.precision, mode=args.mode, force=args.force, shard=shard,
+                        analyses=tuple(analyses))
+    if args.cache_dir:
+        config.cache_dir = Path(args.cache_dir)
     splits = {task.name: load_splits(task, config) for task in tasks}  # missing data / columns / labels fail here
     return config, splits
 
@@ -216,7 +235,7 @@ def main(argv=None) -> int:
     from accelerate import Accelerator
 
     from .report import markdown, write_report
-    from .runner import run_grid
+    from .runner import cells, run_grid
 
     accelerator = Accelerator(mixed_precision=config.precision)
     if accelerator.is_main_process:
@@ -231,6 +250,14 @@ def main(argv=None) -> int:
         table = write_report(config.out_dir, _report_tasks(config), title="sla-bench: " + " ".join(argv))
         print(markdown(table))
         print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
+        if config.analyses:
+            from .analyses.drivers import finalize
+            from .results import ResultsStore
+
+            ids = {c.run_id for c in cells(config)}
+            frame = ResultsStore(config.out_dir / "runs.csv").read_frame(dedupe=True)
+            for path in finalize(config.analyses, config.out_dir, frame[frame["run_id"].isin(ids)], args.width_depth):
+                print(f"wrote {path}")
     return 0
 
 

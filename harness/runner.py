@@ -7,6 +7,7 @@ from ``models.load_model``, heads from ``patch``.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import traceback
@@ -18,6 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, data, results
+from .analyses.drivers import save_records
+from .analyses.record import GradientRecorder, attention_weights, head_family
+from .features import ProbeModel, probe_rows
 from .heads import HeadSpec
 from .models import LoadedModel, load_model, model_modality
 from .patcher import head_parameters, patch
@@ -40,6 +44,12 @@ class GridConfig:
     mode: str = "finetune"
     force: bool = False
     shard: tuple[int, int] = (0, 1)  # (i, n): this process runs cells i, i+n, i+2n, ...
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())  # probe-mode backbone features
+    analyses: tuple = ()  # recorders to attach: "gradients", "attention" (see analyses.drivers)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SLA_BENCH_CACHE", "~/.cache/sla-bench")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,16 @@ class Prepared:
                                               texts=lambda: _texts(train, task), label_names=task.label_names)
         self.train = data.encode(train, task, self.loaded, config.max_length)
         self.evals = {s: data.encode(splits[s], task, self.loaded, config.max_length) for s in task.eval_splits}
+        self.features = None  # probe mode: {split: FeatureRows}, made on first use
+
+    def probe_features(self, task, config: GridConfig, accelerator) -> dict:
+        if self.features is None:
+            rows = {task.train_split: self.train, **self.evals}
+            self.features, status = probe_rows(self.loaded, rows, config.precision, config.cache_dir,
+                                               config.train.eval_batch_size, accelerator)
+            tqdm.write(f"probe features for {task.name}/{self.loaded.name}: " +
+                       ", ".join(f"{k} {v}" for k, v in status.items()) + f" (cache {config.cache_dir})")
+        return self.features
 
 
 def _texts(dataset, task):
@@ -165,18 +185,34 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
                head_options=cell.head.options, seed=cell.seed, mode=config.mode, metric=task.metric,
                n_train=len(prepared.train), n_eval=len(prepared.evals[task.primary_eval_split]),
                versions=versions(), git_sha=git_sha(), config=json.loads(cell.budget))
+    probe = config.mode == "probe"
     try:
-        torch.manual_seed(cell.seed)  # backbone init (from-scratch models) and native classifier
+        # Backbone init (from-scratch models) and native classifier; in probe mode one fixed backbone
+        # (seed 0) serves every seed, as the cached features do.
+        torch.manual_seed(0 if probe else cell.seed)
         model = prepared.loaded.build()
         torch.manual_seed(cell.seed)  # head init
         model = patch(model, cell.head)
         row.update(params_total=sum(p.numel() for p in model.parameters()), params_head=head_parameters(model))
         lr = config.train.lr if config.train.lr is not None else 5e-5 if prepared.loaded.pretrained else 1e-3
-        train = TrainConfig(**{**asdict(config.train), "lr": lr, "freeze_backbone": config.mode == "probe"})
+        train = TrainConfig(**{**asdict(config.train), "lr": lr, "freeze_backbone": probe})
         row["config"] = {**row["config"], "lr": lr}
         row["flops_per_sample"] = forward_flops(model, prepared.evals[task.primary_eval_split])
-        result = fit(model, prepared.train, prepared.evals, train, cell.seed, accelerator,
-                     is_regression=task.is_regression, desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}")
+        train_rows, eval_rows = prepared.train, prepared.evals
+        if probe and not cell.head.is_native:  # the head trains on cached backbone states
+            features = prepared.probe_features(task, config, accelerator)
+            train_rows, eval_rows = features[task.train_split], {s: features[s] for s in task.eval_splits}
+            model = ProbeModel(model, train_rows.f.grid)
+        labels = dict(task=task.name, head=cell.head.label, head_family=head_family(cell.head.label), seed=cell.seed)
+        recorder = GradientRecorder(labels) if "gradients" in config.analyses and labels["head_family"] else None
+        result = fit(model, train_rows, eval_rows, train, cell.seed, accelerator, is_regression=task.is_regression,
+                     desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}", step_hook=recorder)
+        if accelerator.is_main_process and labels["head_family"]:
+            if recorder is not None:
+                save_records(config.out_dir, "gradients", cell.run_id, steps=recorder.rows, samples=recorder.samples)
+            if "attention" in config.analyses:
+                weights, entropy = attention_weights(model, eval_rows[task.primary_eval_split], labels)
+                save_records(config.out_dir, "attention", cell.run_id, weights=weights, entropy=entropy)
         metrics = {}
         for split in task.eval_splits:
             scores = task.compute_metrics(result.predictions[split], result.labels[split])

@@ -60,9 +60,21 @@ class TrainResult:
     labels: dict = field(default_factory=dict)  # eval split -> (N,) labels
 
 
+DEFAULT_LR = 5e-5  # the backbone's rate when none is given (the runner picks 1e-3 for from-scratch models)
+
+
+def adamw(groups) -> torch.optim.Optimizer:
+    """AdamW, fused where the build supports it (on CPU about 8x faster a step at MiniLM size)."""
+    try:
+        return torch.optim.AdamW(groups, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups)
+
+
 def param_groups(model, config: TrainConfig) -> list[dict]:
     backbone = {id(p) for p in model.base_model.parameters()}
-    groups = {"backbone": ([], config.lr), "head": ([], config.head_lr)}
+    lr = DEFAULT_LR if config.lr is None else config.lr
+    groups = {"backbone": ([], lr), "head": ([], config.head_lr)}
     for p in model.parameters():
         if not p.requires_grad:
             continue
@@ -88,7 +100,7 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     train_loader = data.loader(train_rows, config.batch_size, seed=seed, group_by_length=config.group_by_length)
     steps_per_epoch = max(1, len(train_loader))
     total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    optimizer = torch.optim.AdamW(param_groups(model, config))
+    optimizer = adamw(param_groups(model, config))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
@@ -128,6 +140,8 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     predictions, labels = {}, {}
     for split, rows in eval_rows.items():
         predictions[split], labels[split] = predict(model, rows, config.eval_batch_size, accelerator, is_regression)
+    # The accelerator keeps what it prepared; release it, or a grid holds every run's model and optimizer.
+    accelerator.free_memory()
     return TrainResult(step, step / steps_per_epoch, seconds, seen / max(seconds, 1e-9), float(running.item()),
                        predictions, labels)
 

@@ -1,0 +1,94 @@
+"""``--analysis``: which heads a study runs, what it records, and the plots it writes at the end.
+
+- ``depth``: ``san-K`` and ``sla-K`` for K in ``--depths`` (default 1..8), besides the heads given.
+- ``width``: ``san-K`` and ``sla-K`` at ``K = --width-depth`` for d in ``--widths``.
+- ``gradients``: per step and attention layer, the gradient reaching the layer (``GradientRecorder``).
+- ``attention``: after training, per layer, attention weights and their entropy on the evaluation set.
+
+Records go to ``OUT/analyses/<kind>/<run_id>*.csv`` (one file per run, so a resumed study keeps
+them); plots and the CSV behind each one to ``OUT/analyses/<kind>.png`` / ``.csv``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ANALYSES = ("depth", "gradients", "attention", "width")
+
+
+def parse_range(text: str) -> list[int]:
+    """'1-8' or '1,2,4' -> [1, ..., 8] / [1, 2, 4]."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    if not out or min(out) < 1:
+        raise ValueError(f"{text!r}: expected positive integers like 1-8 or 32,64,128")
+    return out
+
+
+def heads_for(analyses, heads: list[str], depths, widths, width_depth: int) -> list[str]:
+    """The head specs a study runs: the given ones plus each analysis's sweep (no duplicates)."""
+    out = list(heads)
+    if "depth" in analyses:
+        out += [f"{family}-{k}" for family in ("san", "sla") for k in depths]
+    if "width" in analyses:
+        out += [f"{family}-{width_depth}:d={d}" for family in ("san", "sla") for d in widths]
+    return list(dict.fromkeys(out))
+
+
+def record_dir(out_dir: Path, kind: str) -> Path:
+    return Path(out_dir) / "analyses" / kind
+
+
+def save_records(out_dir: Path, kind: str, run_id: str, **frames) -> None:
+    folder = record_dir(out_dir, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in frames.items():
+        if rows:
+            pd.DataFrame(rows).to_csv(folder / f"{run_id}-{name}.csv", index=False)
+
+
+def _records(out_dir: Path, kind: str, name: str, run_ids: set) -> pd.DataFrame:
+    files = [f for f in record_dir(out_dir, kind).glob(f"*-{name}.csv") if f.name.split("-")[0] in run_ids]
+    return pd.concat([pd.read_csv(f) for f in sorted(files)], ignore_index=True) if files else pd.DataFrame()
+
+
+def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """ok runs of san/sla heads, with their family, depth and width from the recorded options."""
+    frame = frame[(frame["status"] == "ok") & frame["head"].str.match(r"^(san|sla)-\d+")].copy()
+    options = frame["head_options"].map(json.loads)
+    frame["head_family"] = frame["head"].str.split("-").str[0]
+    frame["depth"] = options.map(lambda o: o["depth"])
+    frame["d"] = options.map(lambda o: o["d"])
+    return frame
+
+
+def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) -> list[Path]:
+    """Write each analysis's plots from this study's runs (``runs``: its rows of runs.csv)."""
+    from . import plots
+
+    out_dir, written = Path(out_dir), []
+    base = out_dir / "analyses"
+    base.mkdir(parents=True, exist_ok=True)
+    stack = _stack_rows(runs)
+    default_d = 256
+    if "depth" in analyses and not stack.empty:
+        depth = stack[stack["d"] == default_d] if (stack["d"] == default_d).any() else stack
+        written += plots.plot_depth(depth[["task", "head_family", "depth", "seed", "score", "metric"]], base / "depth")
+    if "width" in analyses and not stack.empty:
+        width = stack[stack["depth"] == width_depth]
+        written += plots.plot_width(width[["task", "head_family", "d", "seed", "score", "metric"]], base / "width")
+    ids = set(runs["run_id"])
+    if "gradients" in analyses:
+        steps, samples = _records(out_dir, "gradients", "steps", ids), _records(out_dir, "gradients", "samples", ids)
+        if not steps.empty:
+            written += plots.plot_gradient_variance(steps, base / "gradient-variance")
+            written += plots.plot_gradient_histograms(samples, base / "gradient-histograms")
+    if "attention" in analyses:
+        weights, entropy = _records(out_dir, "attention", "weights", ids), _records(out_dir, "attention", "entropy", ids)
+        if not weights.empty:
+            written += plots.plot_attention(weights, base / "attention", frame_entropy=entropy)
+    return written

@@ -1,0 +1,91 @@
+"""Recorders that read a head's internals during and after training, for the gradient and
+attention analyses. They work on any model with a ``head`` built on ``AttentionStack``
+(``attn``, ``san-K``, ``sla-K``): a patched HF model or a probe model alike.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+def layer_gradients(head) -> list[torch.Tensor]:
+    """Per attention layer t (0 = nearest the input), every gradient entry of its parameters:
+    its block of the fused V projection, its query projection, its scorer and, for SLA, its
+    projection of the carried state."""
+    stack, d = head.stack, head.stack.d
+    out = []
+    for t in range(stack.depth):
+        parts = [stack.proj_v.proj.weight.grad[t * d:(t + 1) * d], stack.proj_q[t].weight.grad, stack.score[t].weight.grad]
+        if stack.proj_v.proj.bias is not None:
+            parts.append(stack.proj_v.proj.bias.grad[t * d:(t + 1) * d])
+        if stack.proj_c is not None and t > 0:
+            parts.append(stack.proj_c[t - 1].proj.weight.grad)
+        out.append(torch.cat([p.detach().float().flatten() for p in parts if p is not None]))
+    return out
+
+
+class GradientRecorder:
+    """``fit``'s step hook: per step and layer, the norm and spread of the gradient reaching that
+    layer, plus a fixed random sample of raw entries every ``sample_every`` steps."""
+
+    def __init__(self, labels: dict, sample: int = 200, sample_every: int = 5, seed: int = 0):
+        self.labels, self.sample, self.sample_every = labels, sample, sample_every
+        self.rows, self.samples = [], []
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, model, step: int) -> None:
+        head = getattr(model, "head", None)
+        if head is None or not hasattr(head, "stack"):
+            return
+        for t, grad in enumerate(layer_gradients(head)):
+            self.rows.append({**self.labels, "layer": t + 1, "step": step, "grad_norm": grad.norm().item(),
+                              "grad_std": grad.std().item()})
+            if step % self.sample_every == 0:
+                picks = self.rng.choice(grad.numel(), size=min(self.sample, grad.numel()), replace=False)
+                self.samples += [{**self.labels, "layer": t + 1, "value": v} for v in grad[picks].tolist()]
+
+
+@torch.no_grad()
+def attention_weights(model, rows, labels: dict, batch_size: int = 128, max_weights: int = 20000,
+                      seed: int = 0) -> tuple[list, list]:
+    """After training: per layer, attention weights at real positions (a random sample) and the
+    entropy -sum_i a_i log a_i of each example's attention (nats)."""
+    from ..data import loader
+
+    if not hasattr(model, "capture_internals"):
+        return [], []
+    model.eval()
+    model.capture_internals = True
+    weights, entropies = {}, []
+    try:
+        for batch in loader(rows, batch_size):
+            batch.pop("labels")
+            model(**batch)
+            out = model.last_head_output
+            if out is None or not out.attentions:
+                return [], []
+            mask = batch.get("attention_mask", batch.get("mask"))
+            for t, a in enumerate(out.attentions):
+                a = a.float()
+                real = torch.ones_like(a, dtype=torch.bool) if mask is None else mask.bool()
+                weights.setdefault(t + 1, []).append(a[real])
+                entropy = -(a * torch.log(a.clamp_min(1e-12))).sum(-1)
+                entropies += [{**labels, "layer": t + 1, "entropy": e} for e in entropy.tolist()]
+    finally:
+        model.capture_internals = False
+        model.train()
+    rng = np.random.default_rng(seed)
+    samples = []
+    for layer, parts in weights.items():
+        values = torch.cat(parts).numpy()
+        keep = rng.choice(len(values), size=min(max_weights, len(values)), replace=False)
+        samples += [{**labels, "layer": layer, "weight": float(v)} for v in values[keep]]
+    return samples, entropies
+
+
+def head_family(label: str) -> Optional[str]:
+    """'sla-3:d=64' -> 'sla'; None for heads without stacked attention layers."""
+    name = label.split(":")[0].split("-")[0]
+    return name if name in ("attn", "san", "sla", "mhap") else None

@@ -1,0 +1,169 @@
+"""Probe mode: the frozen backbone's outputs, computed once per (model, task, preprocessing) and
+cached on disk, then reused by every head, depth and seed.
+
+A split's features are the heads' inputs (see ``heads.base``) at real positions only:
+``states`` (T, D) float16, all rows concatenated (T = sum of row lengths), ``offsets`` (n+1,),
+``first`` (n, D) or None, ``labels`` (n,), and the grid (H, W) for images. The cache key hashes
+everything that changes them: the model (name, source, config, weight files), the encoded inputs
+(task, subset, tokenizer, truncation, image size), the normalisation, the precision and the
+format version; any change is a new file, never a stale one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .families import family_of, head_inputs
+
+FORMAT = 1
+
+
+@dataclass
+class Features:
+    states: torch.Tensor  # (T, D) float16
+    offsets: torch.Tensor  # (n + 1,) int64
+    first: Optional[torch.Tensor]  # (n, D) float16
+    labels: torch.Tensor  # (n,)
+    grid: Optional[tuple]
+
+
+class FeatureRows(torch.utils.data.Dataset):
+    """Cached backbone states of one split; batches are padded to their longest row."""
+
+    def __init__(self, features: Features):
+        self.f = features
+        self.lengths = (features.offsets[1:] - features.offsets[:-1]).tolist()
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        return i
+
+    def collate(self, indices) -> dict:
+        width, dim = max(self.lengths[i] for i in indices), self.f.states.shape[1]
+        states = torch.zeros(len(indices), width, dim)
+        mask = torch.zeros(len(indices), width, dtype=torch.bool)
+        for r, i in enumerate(indices):
+            start, end = self.f.offsets[i], self.f.offsets[i + 1]
+            states[r, : end - start] = self.f.states[start:end].float()
+            mask[r, : end - start] = True
+        batch = {"states": states, "mask": mask, "labels": self.f.labels[indices]}
+        if self.f.first is not None:
+            batch["first"] = self.f.first[indices].float()
+        return batch
+
+
+class ProbeModel(nn.Module):
+    """The head and classifier of a patched model, fed cached backbone states.
+
+    Trains with ``train.fit`` like a full model: it has no backbone (``base_model`` is empty) and
+    the patched model's loss (HF semantics)."""
+
+    def __init__(self, patched, grid=None):
+        super().__init__()
+        self.head, self.dropout, self.classifier = patched.head, patched.dropout, patched.classifier
+        self.base_model = nn.Module()
+        self.config, self.grid = patched.config, grid
+        self._loss = patched.loss_function
+        self.capture_internals, self.last_head_output = False, None
+
+    def forward(self, states, mask=None, first=None, labels=None):
+        out = self.head(states, mask, first, self.grid, return_internals=self.capture_internals)
+        self.last_head_output = out if self.capture_internals else None
+        logits = self.classifier(self.dropout(out.pooled))
+        loss = None if labels is None else self._loss(labels, logits, self.config)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, torch.Tensor):
+            h.update(part.contiguous().numpy().tobytes())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def rows_fingerprint(rows) -> str:
+    """A hash of exactly what the backbone would read: token ids (text) or pixels (images), and labels."""
+    if hasattr(rows, "pixels"):
+        return _digest(rows.pixels, rows.labels, rows.size, rows.mean, rows.std)
+    ids = rows.features["input_ids"]
+    flat = np.fromiter((t for row in ids for t in row), dtype=np.int64)
+    extra = [rows.features[k] for k in sorted(rows.features) if k != "input_ids"]
+    return _digest(flat, np.asarray(rows.lengths), rows.labels, extra)
+
+
+def model_fingerprint(loaded, config) -> str:
+    files = []
+    if loaded.pretrained and os.path.isdir(loaded.source):
+        for path in sorted(Path(loaded.source).glob("*")):
+            if path.suffix in (".safetensors", ".bin", ".json"):
+                stat = path.stat()
+                files.append((path.name, stat.st_size, int(stat.st_mtime)))
+    return _digest(loaded.name, loaded.source, config.to_json_string(use_diff=False), files)
+
+
+@torch.no_grad()
+def compute(model, rows, batch_size: int, accelerator) -> Features:
+    """Run the frozen backbone over ``rows`` in order and keep the heads' inputs."""
+    from .data import loader
+
+    backbone, family = model.base_model.to(accelerator.device).eval(), family_of(model.config)
+    states, lengths, firsts, grid = [], [], [], None
+    for batch in loader(rows, batch_size):
+        batch.pop("labels")
+        inputs = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.autocast():
+            hidden = backbone(**inputs).last_hidden_state
+        v, mask, first, grid = head_inputs(family, model.config, hidden, inputs)
+        mask = torch.ones(v.shape[:2], dtype=torch.bool, device=v.device) if mask is None else mask
+        states.append(v[mask].half().cpu())  # real positions only, row after row
+        lengths.append(mask.sum(1).cpu())
+        if first is not None:
+            firsts.append(first.half().cpu())
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cat(lengths).cumsum(0)])
+    return Features(torch.cat(states), offsets, torch.cat(firsts) if firsts else None, rows.labels.clone(), grid)
+
+
+def cached(cache_dir: Path, key: str, make) -> tuple[Features, bool]:
+    """(features, hit): loaded from ``cache_dir/<key>.pt``, or made and saved atomically."""
+    path = Path(cache_dir) / f"features-{key}.pt"
+    if path.exists():
+        return Features(**torch.load(path, weights_only=False)), True
+    features = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(features.__dict__, temp)
+    os.replace(temp, path)
+    return features, False
+
+
+def probe_rows(loaded, rows_by_split: dict, precision: str, cache_dir: Path, batch_size: int, accelerator
+               ) -> tuple[dict, dict]:
+    """Per split, FeatureRows of the frozen backbone (built under seed 0), from the cache when possible.
+    Returns (rows, {split: "hit" | "miss"})."""
+    model = None
+    out, status = {}, {}
+    for split, rows in rows_by_split.items():
+        if model is None:
+            torch.manual_seed(0)  # from-scratch backbones: one fixed random backbone for every seed
+            model = loaded.build()
+            model_key = model_fingerprint(loaded, model.config)
+        key = _digest(FORMAT, model_key, rows_fingerprint(rows), precision)[:24]
+        features, hit = cached(cache_dir, key, lambda: compute(model, rows, batch_size, accelerator))
+        out[split], status[split] = FeatureRows(features), "hit" if hit else "miss"
+    return out, status

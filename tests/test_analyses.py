@@ -1,0 +1,65 @@
+"""--analysis on tiny runs: the sweeps, the recorders, and the plots with the CSVs behind them."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from bench_helpers import tiny_args
+from harness.analyses.drivers import heads_for, parse_range
+from harness.analyses.record import GradientRecorder, layer_gradients
+from harness.cli import main
+from harness.heads import build_head
+
+
+def test_sweeps_expand_heads():
+    assert parse_range("1-3") == [1, 2, 3] and parse_range("32,64") == [32, 64]
+    heads = heads_for(["depth", "width"], ["native", "sla-2"], [1, 2], [16, 32], 2)
+    assert heads == ["native", "sla-2", "san-1", "san-2", "sla-1", "san-2:d=16", "san-2:d=32", "sla-2:d=16",
+                     "sla-2:d=32"]
+    with pytest.raises(ValueError):
+        parse_range("0-2")
+
+
+def test_layer_gradients_are_the_layer_blocks():
+    torch.manual_seed(0)
+    head = build_head("sla-3:d=4", 8)
+    states = torch.randn(2, 5, 8)
+    head(states, torch.ones(2, 5, dtype=torch.bool)).pooled.sum().backward()
+    grads = layer_gradients(head)
+    stack = head.stack
+    expected_1 = torch.cat([stack.proj_v.proj.weight.grad[4:8].flatten(), stack.proj_q[1].weight.grad.flatten(),
+                            stack.score[1].weight.grad.flatten(), stack.proj_v.proj.bias.grad[4:8],
+                            stack.proj_c[0].proj.weight.grad.flatten()])
+    assert torch.equal(grads[1], expected_1)
+    assert [g.numel() for g in grads] == [4 * 8 + 4 * 8 + 4 + 4, 4 * 8 + 4 * 8 + 4 + 4 + 4 * 5, 4 * 8 + 4 * 8 + 4 + 4 + 4 * 5]
+    recorder = GradientRecorder({"head_family": "sla"}, sample=10, sample_every=1)
+    recorder(type("M", (), {"head": head})(), step=0)
+    assert [r["layer"] for r in recorder.rows] == [1, 2, 3] and len(recorder.samples) == 30
+    assert recorder.rows[1]["grad_norm"] == pytest.approx(expected_1.norm().item())
+
+
+def test_all_analyses_on_a_tiny_probe_run(tmp_path):
+    out = tmp_path / "out"
+    args = tiny_args(out, tasks="pointer-2", heads="native", seeds=2,
+                     extra=["--mode", "probe", "--cache-dir", str(tmp_path / "cache"), "--analysis",
+                            "depth,gradients,attention,width", "--depths", "1-2", "--widths", "8,16",
+                            "--width-depth", "2"])
+    assert main(args) == 0
+    base = out / "analyses"
+    for name in ("depth", "width", "gradient-variance", "gradient-histograms", "attention"):
+        png = (base / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    depth = pd.read_csv(base / "depth.csv")
+    assert sorted(zip(depth["head_family"], depth["depth"])) == [("san", 1), ("san", 2), ("sla", 1), ("sla", 2)]
+    assert (depth["n"] == 2).all()
+    width = pd.read_csv(base / "width.csv")
+    assert sorted(width["d"].unique()) == [8, 16, 256]  # the sweep plus the default-width sla-2 / san-2
+    steps = pd.concat(pd.read_csv(f) for f in (base / "gradients").glob("*-steps.csv"))
+    two = steps[steps["head"] == "sla-2"]
+    assert sorted(two["layer"].unique()) == [1, 2] and (two["step"].max() == 1) and (two["grad_norm"] > 0).all()
+    entropy = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-entropy.csv"))
+    # attention over at most ~22 real tokens: 0 <= entropy <= log(N)
+    assert (entropy["entropy"] >= -1e-6).all() and (entropy["entropy"] <= math.log(40)).all()
+    weights = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-weights.csv"))
+    assert weights["weight"].between(0, 1).all()
