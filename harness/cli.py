@@ -237,7 +237,11 @@ def main(argv=None) -> int:
     from .report import markdown, write_report
     from .runner import cells, run_grid
 
-    accelerator = Accelerator(mixed_precision=config.precision)
+    import torch
+
+    # cpu=True on machines without a GPU: otherwise accelerate ignores a torchrun environment there,
+    # and every process would think it is the main one.
+    accelerator = Accelerator(mixed_precision=config.precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:
         config.out_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()

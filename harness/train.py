@@ -98,11 +98,13 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     if config.freeze_backbone:
         model.base_model.requires_grad_(False)
     train_loader = data.loader(train_rows, config.batch_size, seed=seed, group_by_length=config.group_by_length)
+    optimizer = adamw(param_groups(model, config))
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    # Counted after prepare: with N processes each one sees 1/N of the batches of an epoch. The
+    # scheduler is not prepared, so it advances once per optimizer step whatever N is.
     steps_per_epoch = max(1, len(train_loader))
     total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    optimizer = adamw(param_groups(model, config))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
 
     model.train()
     step, seen, running = 0, 0, torch.zeros((), device=accelerator.device)

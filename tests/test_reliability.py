@@ -89,3 +89,21 @@ def test_same_command_twice_gives_identical_scores(tmp_path):
     assert list(a["run_id"]) == list(b["run_id"])
     assert list(a["score"]) == list(b["score"])
     assert list(a["metrics"]) == list(b["metrics"])
+
+
+def test_data_parallel_over_two_cpu_processes_writes_each_row_once(tmp_path):
+    """torchrun with 2 processes (gloo): each run trains data-parallel, rows are written once."""
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = tiny_args(out, heads="native,sla-2:d=16", seeds=1)
+    args[args.index("--batch-size") + 1] = "8"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29531", str(ROOT / "run_bench.py"), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frame = runs(out)
+    assert len(frame) == 2 and frame["run_id"].is_unique and (frame["status"] == "ok").all()
+    # 64 rows in batches of 8 split over 2 processes: 4 steps an epoch, so 2 steps are half an epoch
+    assert (frame["epochs"] == 0.5).all() and (frame["n_eval"] == 40).all()
+    pred, labels = results.load_predictions(out, frame["run_id"][0])
+    assert pred.shape == (40,)  # gathered from both processes, padding dropped
