@@ -55,11 +55,14 @@ def test_all_analyses_on_a_tiny_probe_run(tmp_path):
     assert (depth["n"] == 2).all()
     width = pd.read_csv(base / "width.csv")
     assert sorted(width["d"].unique()) == [8, 16, 256]  # the sweep plus the default-width sla-2 / san-2
-    steps = pd.concat(pd.read_csv(f) for f in (base / "gradients").glob("*-steps.csv"))
-    two = steps[steps["head"] == "sla-2"]
-    assert sorted(two["layer"].unique()) == [1, 2] and (two["step"].max() == 1) and (two["grad_norm"] > 0).all()
-    entropy = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-entropy.csv"))
+    steps = pd.read_csv(base / "gradient-variance_curves.csv")
+    assert sorted(steps[steps["head_family"] == "sla"]["layer"].unique()) == [1, 2]
+    records = [pd.read_csv(f) for f in (base / "gradients").glob("*-steps.csv.gz")]
+    assert len(records) == 2 * 2 * 2 + 2 * 2 * 2  # (san, sla) x (depth 1, 2 | width 8, 16) x 2 seeds
+    assert all(set(r.columns) == {"layer", "step", "grad_norm", "grad_std"} for r in records)
+    assert all((r["grad_norm"] > 0).all() and r["step"].max() == 1 for r in records)
+    entropy = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-entropy.csv.gz"))
     # attention over at most ~22 real tokens: 0 <= entropy <= log(N)
     assert (entropy["entropy"] >= -1e-6).all() and (entropy["entropy"] <= math.log(40)).all()
-    weights = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-weights.csv"))
+    weights = pd.concat(pd.read_csv(f) for f in (base / "attention").glob("*-weights.csv.gz"))
     assert weights["weight"].between(0, 1).all()

@@ -5,8 +5,9 @@
 - ``gradients``: per step and attention layer, the gradient reaching the layer (``GradientRecorder``).
 - ``attention``: after training, per layer, attention weights and their entropy on the evaluation set.
 
-Records go to ``OUT/analyses/<kind>/<run_id>*.csv`` (one file per run, so a resumed study keeps
-them); plots and the CSV behind each one to ``OUT/analyses/<kind>.png`` / ``.csv``.
+Records go to ``OUT/analyses/<kind>/<run_id>-<name>.csv.gz`` (one file per run, so a resumed study
+keeps them; only the columns that vary within a run, the run's task, head and seed are joined back
+from runs.csv); plots and the CSV behind each one to ``OUT/analyses/<kind>.png`` / ``.csv``.
 """
 from __future__ import annotations
 
@@ -43,17 +44,29 @@ def record_dir(out_dir: Path, kind: str) -> Path:
     return Path(out_dir) / "analyses" / kind
 
 
+RUN_LABELS = ("task", "head", "head_family", "seed")
+
+
 def save_records(out_dir: Path, kind: str, run_id: str, **frames) -> None:
     folder = record_dir(out_dir, kind)
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in frames.items():
         if rows:
-            pd.DataFrame(rows).to_csv(folder / f"{run_id}-{name}.csv", index=False)
+            frame = pd.DataFrame(rows).drop(columns=list(RUN_LABELS), errors="ignore")
+            frame.to_csv(folder / f"{run_id}-{name}.csv.gz", index=False, float_format="%.6g")
 
 
-def _records(out_dir: Path, kind: str, name: str, run_ids: set) -> pd.DataFrame:
-    files = [f for f in record_dir(out_dir, kind).glob(f"*-{name}.csv") if f.name.split("-")[0] in run_ids]
-    return pd.concat([pd.read_csv(f) for f in sorted(files)], ignore_index=True) if files else pd.DataFrame()
+def _records(out_dir: Path, kind: str, name: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """This study's records of one kind, with each run's labels joined back from its row."""
+    labels = runs.set_index("run_id")
+    parts = []
+    for f in sorted(record_dir(out_dir, kind).glob(f"*-{name}.csv.gz")):
+        rid = f.name.split("-")[0]
+        if rid in labels.index:
+            row = labels.loc[rid]
+            parts.append(pd.read_csv(f).assign(task=row["task"], head=row["head"], seed=row["seed"],
+                                               head_family=str(row["head"]).split("-")[0]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,14 +94,13 @@ def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) 
     if "width" in analyses and not stack.empty:
         width = stack[stack["depth"] == width_depth]
         written += plots.plot_width(width[["task", "head_family", "d", "seed", "score", "metric"]], base / "width")
-    ids = set(runs["run_id"])
     if "gradients" in analyses:
-        steps, samples = _records(out_dir, "gradients", "steps", ids), _records(out_dir, "gradients", "samples", ids)
+        steps, samples = _records(out_dir, "gradients", "steps", runs), _records(out_dir, "gradients", "samples", runs)
         if not steps.empty:
             written += plots.plot_gradient_variance(steps, base / "gradient-variance")
             written += plots.plot_gradient_histograms(samples, base / "gradient-histograms")
     if "attention" in analyses:
-        weights, entropy = _records(out_dir, "attention", "weights", ids), _records(out_dir, "attention", "entropy", ids)
+        weights, entropy = _records(out_dir, "attention", "weights", runs), _records(out_dir, "attention", "entropy", runs)
         if not weights.empty:
             written += plots.plot_attention(weights, base / "attention", frame_entropy=entropy)
     return written

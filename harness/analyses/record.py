@@ -30,7 +30,7 @@ class GradientRecorder:
     """``fit``'s step hook: per step and layer, the norm and spread of the gradient reaching that
     layer, plus a fixed random sample of raw entries every ``sample_every`` steps."""
 
-    def __init__(self, labels: dict, sample: int = 200, sample_every: int = 5, seed: int = 0):
+    def __init__(self, labels: dict, sample: int = 50, sample_every: int = 10, seed: int = 0):
         self.labels, self.sample, self.sample_every = labels, sample, sample_every
         self.rows, self.samples = [], []
         self.rng = np.random.default_rng(seed)
@@ -48,7 +48,7 @@ class GradientRecorder:
 
 
 @torch.no_grad()
-def attention_weights(model, rows, labels: dict, batch_size: int = 128, max_weights: int = 20000,
+def attention_weights(model, rows, labels: dict, batch_size: int = 128, max_weights: int = 2000,
                       seed: int = 0) -> tuple[list, list]:
     """After training: per layer, attention weights at real positions (a random sample) and the
     entropy -sum_i a_i log a_i of each example's attention (nats)."""
