@@ -55,6 +55,7 @@ import functools
 import numpy as np
 
 from .base import Task
+from .generated import sentence_dataset_dict
 from .registry import register_task
 
 __all__ = [
@@ -140,29 +141,8 @@ def pointer_rows(hops: int, n_cells: int = N_CELLS) -> dict[str, tuple[tuple[str
 
 
 def _load_pointer(task: Task, data_dir, splits):
-    import datasets
-
     hops = int(task.name.rsplit("-", 1)[1])
-    features = datasets.Features(
-        {
-            "sentence": datasets.Value("string"),
-            "label": datasets.ClassLabel(names=list(task.label_names or ())),
-            "idx": datasets.Value("int32"),
-        }
-    )
-    rows = pointer_rows(hops, task.num_labels)
-    return datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_dict(
-                {"sentence": list(rows[split][0]), "label": list(rows[split][1]),
-                 "idx": list(range(len(rows[split][0])))},
-                features=features,
-                split=split,
-            )
-            for split in splits
-            if split in rows
-        }
-    )
+    return sentence_dataset_dict(task, pointer_rows(hops, task.num_labels), splits)
 
 
 POINTER_TASKS = {

@@ -29,6 +29,7 @@ import io
 import numpy as np
 
 from .base import Task
+from .generated import dataset_dict, sentence_dataset_dict
 from .registry import register_task
 
 # ---------------------------------------------------------------------------- toy-sentiment
@@ -133,28 +134,7 @@ def _sentiment_rows() -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
 
 
 def _load_toy_sentiment(task: Task, data_dir, splits):
-    import datasets
-
-    features = datasets.Features(
-        {
-            "sentence": datasets.Value("string"),
-            "label": datasets.ClassLabel(names=list(task.label_names or ())),
-            "idx": datasets.Value("int32"),
-        }
-    )
-    rows = _sentiment_rows()
-    return datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_dict(
-                {"sentence": list(rows[split][0]), "label": list(rows[split][1]),
-                 "idx": list(range(len(rows[split][0])))},
-                features=features,
-                split=split,
-            )
-            for split in splits
-            if split in rows
-        }
-    )
+    return sentence_dataset_dict(task, _sentiment_rows(), splits)
 
 
 TOY_SENTIMENT = register_task(Task(
@@ -207,18 +187,9 @@ def _load_digits(task: Task, data_dir, splits):
     features = datasets.Features(
         {"img": datasets.Image(), "label": datasets.ClassLabel(names=list(task.label_names or ()))}
     )
-    rows = _digits_rows()
-    return datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_dict(
-                {"img": [{"bytes": b, "path": None} for b in rows[split][0]], "label": list(rows[split][1])},
-                features=features,
-                split=split,
-            )
-            for split in splits
-            if split in rows
-        }
-    )
+    columns = {split: {"img": [{"bytes": b, "path": None} for b in images], "label": list(labels)}
+               for split, (images, labels) in _digits_rows().items()}
+    return dataset_dict(columns, splits, features)
 
 
 DIGITS = register_task(Task(
