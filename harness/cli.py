@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head and classifier")
     b.add_argument("--max-length", type=int, default=128, help="text truncation length (padding is per batch)")
     b.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="autocast (bf16 helps on CPUs too)")
+    b.add_argument("--compile", action="store_true", help="torch.compile each model (pays off on long GPU runs)")
     a = p.add_argument_group("the paper's analyses (harness/analyses/drivers.py)")
     a.add_argument("--analysis", default="", help="comma-separated: depth, gradients, attention, width")
     a.add_argument("--depths", default="1-8", help="depth sweep: san-K and sla-K for these K")
@@ -120,7 +121,7 @@ def validate(args):
     out = Path(args.out)
     ResultsStore(out / "runs.csv")  # an unreadable, foreign or incompatible results file fails here
     train = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                        head_lr=args.head_lr)
+                        head_lr=args.head_lr, compile=args.compile)
     config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
                         train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
                         max_eval_samples=args.max_eval_samples, max_length=args.max_length,

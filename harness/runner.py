@@ -69,7 +69,8 @@ def budget(config: GridConfig) -> dict:
                 head_lr=t.head_lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
                 group_by_length=t.group_by_length, max_train_samples=config.max_train_samples,
                 max_eval_samples=config.max_eval_samples, max_length=config.max_length, precision=config.precision,
-                data_dir=str(config.data_dir) if config.data_dir else None)
+                data_dir=str(config.data_dir) if config.data_dir else None,
+                **({"compile": True} if t.compile else {}))  # only when set: earlier run_ids stay valid
 
 
 def pairs(config: GridConfig) -> list[tuple]:

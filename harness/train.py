@@ -42,6 +42,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     group_by_length: bool = True
     freeze_backbone: bool = False
+    compile: bool = False  # torch.compile the model (dynamic shapes: batches are padded per batch)
     check_every: int = 10  # steps between finiteness checks of the loss (each one is a host sync)
 
 
@@ -99,6 +100,8 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
         model.base_model.requires_grad_(False)
     train_loader = data.loader(train_rows, config.batch_size, seed=seed, group_by_length=config.group_by_length)
     optimizer = adamw(param_groups(model, config))
+    if config.compile:
+        model = torch.compile(model, dynamic=True)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     # Counted after prepare: with N processes each one sees 1/N of the batches of an epoch. The
     # scheduler is not prepared, so it advances once per optimizer step whatever N is.
