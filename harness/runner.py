@@ -6,6 +6,7 @@ from ``models.load_model``, heads from ``patch``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -112,7 +113,10 @@ def versions() -> dict:
             "accelerate": accelerate.__version__}
 
 
+@functools.lru_cache(maxsize=None)
 def git_sha() -> str:
+    """The code's commit (``-dirty`` with local changes), read once: the code a process runs is the
+    code it started with."""
     try:
         root = Path(__file__).resolve().parent.parent
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -239,6 +243,7 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
 def run_grid(config: GridConfig, accelerator, splits_by_task: Optional[dict] = None) -> dict:
     """Run every pending cell; returns counts. ``splits_by_task`` may hold already-loaded data."""
     store = results.ResultsStore(config.out_dir / "runs.csv")
+    git_sha()  # read at the start, not when each row is written
     todo = pending(config, store)
     counts = {"total": len(cells(config)), "pending": len(todo), "ok": 0, "failed": 0}
     prepared: dict = {}
