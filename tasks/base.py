@@ -243,12 +243,18 @@ class Task:
                 + "\n".join(f"  {p}" for p in missing)
                 + f"\n{base} contains: {', '.join(found)}.\n{LOCAL_LAYOUT_HELP}"
             )
-        try:
-            return datasets.load_dataset("parquet", data_files=data_files, cache_dir=cache_dir)
-        except Exception as e:  # corrupt / non-parquet file, schema clash between shards, ...
-            raise TaskDataError(
-                f"Task '{self.name}': could not read the parquet files {data_files}: {type(e).__name__}: {e}"
-            ) from e
+        # One split at a time: a split whose columns differ from another's then gets the validation
+        # message naming its missing column, not the datasets library's schema-cast error.
+        loaded = {}
+        for split, files in data_files.items():
+            try:
+                loaded[split] = datasets.load_dataset("parquet", data_files={split: files}, cache_dir=cache_dir)[split]
+            except Exception as e:  # corrupt / non-parquet file, schema clash between shards, ...
+                raise TaskDataError(
+                    f"Task '{self.name}', split '{split}': could not read {files}: {type(e).__name__}: {e}. "
+                    "Check that the files are parquet in the dataset's schema."
+                ) from e
+        return datasets.DatasetDict(loaded)
 
     def _load_hub(self, cache_dir: str | None):
         import datasets

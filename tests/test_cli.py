@@ -71,11 +71,11 @@ def test_regression_task_and_a_user_task_from_outside(tmp_path):
                     "label": (x / 2.0).astype("float32")})
             return datasets.DatasetDict({s: split(80 if s == "train" else 40) for s in splits})
 
-        register_task(Task(name="my-regression", modality="text", num_labels=1, metric="pearson",
+        register_task(Task(name="cli-regression", modality="text", num_labels=1, metric="pearson",
                            text_columns=("sentence",), loader=load))
     '''))
     out = tmp_path / "out"
-    assert main(tiny_args(out, tasks="my-regression", extra=["--task-file", str(task_file)])) == 0
+    assert main(tiny_args(out, tasks="cli-regression", extra=["--task-file", str(task_file)])) == 0
     frame = runs(out)
     assert (frame["status"] == "ok").all() and (frame["metric"] == "pearson").all()
     pred, labels = results.load_predictions(out, frame["run_id"][0])
