@@ -35,12 +35,13 @@ def _check_file(path: Path) -> list:
 
 def test_kill_minus_nine_at_random_moments_then_resume(tmp_path):
     out = tmp_path / "out"
-    args = tiny_args(out, **GRID)
+    args = tiny_args(out, heads="native,mean,sla-2:d=16", seeds=6)  # 18 cells: long enough to interrupt
     rng = random.Random(1234)
-    kills = 0
-    for attempt in range(12):
+    kills = attempts = 0
+    while kills < 10 and attempts < 40:  # until 10 kills have landed, wherever the grid is
+        attempts += 1
         proc = _start(args)
-        time.sleep(rng.uniform(1.0, 10.0))
+        time.sleep(rng.uniform(1.0, 6.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -52,9 +53,8 @@ def test_kill_minus_nine_at_random_moments_then_resume(tmp_path):
     proc = _start(args)
     assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
     rows = _check_file(out / "runs.csv")
-    assert len(rows) == CELLS and len({r["run_id"] for r in rows}) == CELLS
+    assert len(rows) == 18 and len({r["run_id"] for r in rows}) == 18
     assert all(r["status"] == "ok" for r in rows)
-    assert {r["run_id"] for r in rows} == {c for c in pd.read_csv(out / "runs.csv")["run_id"]}
 
 
 def test_two_concurrent_shards_on_one_file(tmp_path):
