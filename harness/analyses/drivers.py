@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .record import head_family
+
 ANALYSES = ("depth", "gradients", "attention", "width")
 
 
@@ -65,7 +67,7 @@ def _records(out_dir: Path, kind: str, name: str, runs: pd.DataFrame) -> pd.Data
         if rid in labels.index:
             row = labels.loc[rid]
             parts.append(pd.read_csv(f).assign(task=row["task"], head=row["head"], seed=row["seed"],
-                                               head_family=str(row["head"]).split("-")[0]))
+                                               head_family=head_family(str(row["head"]))))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -73,7 +75,7 @@ def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """ok runs of san/sla heads, with their family, depth and width from the recorded options."""
     frame = frame[(frame["status"] == "ok") & frame["head"].str.match(r"^(san|sla)-\d+")].copy()
     options = frame["head_options"].map(json.loads)
-    frame["head_family"] = frame["head"].str.split("-").str[0]
+    frame["head_family"] = frame["head"].map(head_family)
     frame["depth"] = options.map(lambda o: o["depth"])
     frame["d"] = options.map(lambda o: o["d"])
     return frame
