@@ -26,10 +26,10 @@ class ModelLoadError(ValueError):
     """A model that cannot be found or loaded; the message says what to use instead."""
 
 
-def _bert(hidden, layers, heads, intermediate, max_len=512):
+def _bert(hidden, layers, heads, intermediate, max_len=512, dropout=0.1):
     return lambda vocab: BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
                                     num_attention_heads=heads, intermediate_size=intermediate,
-                                    max_position_embeddings=max_len)
+                                    max_position_embeddings=max_len, hidden_dropout_prob=dropout)
 
 
 def _vit(hidden, layers, heads, intermediate, image=32, patch=4):
@@ -40,6 +40,10 @@ def _vit(hidden, layers, heads, intermediate, image=32, patch=4):
 #: name -> (modality, config factory(vocab_size), one-line description)
 NAMED_CONFIGS: dict[str, tuple[str, Callable, str]] = {
     "tiny-bert": ("text", _bert(64, 2, 2, 128), "BERT, 2 layers, hidden 64, word-level tokenizer fitted on the task"),
+    # No transformer layer: tokens never see each other before the head, so any reasoning across tokens
+    # (the pointer-H hops) has to happen in the head. Embedding dropout off: it is a lookup table.
+    "embed-bert": ("text", _bert(128, 0, 2, 512, max_len=64, dropout=0.0),
+                   "BERT with 0 layers: word + position embeddings only, hidden 128, word-level tokenizer"),
     "small-bert": ("text", _bert(256, 4, 4, 1024), "BERT, 4 layers, hidden 256, word-level tokenizer"),
     "tiny-vit": ("image", _vit(64, 2, 2, 128), "ViT, 32x32 input, patch 4 (8x8 grid), 2 layers, hidden 64"),
     "vit-small-p4": ("image", _vit(192, 6, 3, 384), "ViT, 32x32 input, patch 4 (8x8 grid), 6 layers, hidden 192"),

@@ -2,50 +2,47 @@
 
 Format
 ======
-One example is a line of space-separated word tokens: a 5-token header, then ``n_cells`` (8) cells of
-two tokens each, ``<key> <value>``::
+One example is a line of space-separated word tokens: the start token ``q<s>``, then ``3 * hops``
+cells, one token each: ``k<key>v<next>`` (a pointer to the cell whose key is ``next``) or
+``k<key>a<answer>`` (the end of a chain)::
 
-    query k5 hops 2 cells k3 v0 k6 v2 k5 v1 k0 v7 k1 v6 k4 v4 k7 v5 k2 v3
+    q5 k5v8 k9v10 k12v7 k10a0 k8a2 k7a1          (hops = 2)
 
-* The keys ``k0 .. k7`` each appear exactly once as a cell key, in a random order (so the position of a
-  cell says nothing about its key).
-* A value ``vj`` points to the key ``kj``. The values form a random permutation of ``v0 .. v7``: every
-  value appears exactly once too, so counting tokens tells nothing.
-* ``query k5`` names the start key; ``hops 2`` the number of pointer follows (constant within a task).
-* The label is the index ``j`` of the value ``vj`` reached after ``hops`` follows (8 classes, named
-  ``v0 .. v7``).
+* The cells form 3 chains of exactly ``hops`` cells each; every chain ends in a different answer
+  ``a0``, ``a1``, ``a2``. ``q<s>`` names the first key of one chain: the query's.
+* Keys are ``hops * 3`` distinct draws from ``k0 .. k15``, and the cells are written in a random order,
+  so neither a key nor a position says which chain a cell is in.
+* The label is the answer at the end of the query's chain (3 classes, ``a0 .. a2``).
 
-Worked example (the line above, ``hops = 2``): start at ``k5``; the cell ``k5 v1`` points to ``k1``
-(hop 1); the cell ``k1 v6`` gives ``v6`` (hop 2): label 6. With ``hops = 1`` the label would be 1.
-The cells read (``chain``) are ``[5, 1]``: one per hop.
+Worked example (the line above): start at ``k5``; the cell ``k5v8`` points to ``k8`` (hop 1); the cell
+``k8a2`` ends the chain (hop 2): label 2. The cells read (``chain``) are ``[5, 8]``: one per hop.
+
+Why one token per cell: an attention layer returns the positions it attends to, so what it reads must sit
+at the key's own position; with ``k5 v8`` as two tokens an attention head that finds ``k5`` reads
+``k5`` back, not ``v8``.
 
 Why it takes ``hops`` hops
 ==========================
-The value read at hop ``t`` names the cell to read at hop ``t + 1``, and nothing else in the line says
-which cell that is: each key is written once, at a random position, and each value once. So the cell of
-hop ``t + 1`` can only be found after hop ``t`` has been read; an attention head that reads one cell per
-layer needs ``hops`` layers (a backbone can of course do some of the hops before the head).
+The pointer read at hop ``t`` names the cell of hop ``t + 1``, and nothing else in the line says which
+cell that is, so it can only be found after hop ``t`` has been read; an attention head that reads one
+cell per layer needs ``hops`` layers. The backbone the task is meant for (``embed-bert``,
+harness/models.py) has no transformer layer, so every hop has to happen in the head.
 
-How an example is drawn (:func:`make_pointer_example`): the label ``y`` is drawn uniform over the 8
-classes (exactly balanced per split) independently of the query ``s``; the intermediate keys
-``c1 .. c(hops-1)`` uniform without repeats among the keys other than ``s`` and ``y``; then
-``s -> c1 -> ... -> c(hops-1) -> y`` is written into the cells and the remaining cells get a uniformly
-random bijection of the remaining keys to the remaining values. So the cells read are all distinct
-(the hop count is exact), ``y`` may equal ``s`` (a cycle closing on the last hop) with probability
-exactly 1/8, and ``y`` is uniform given ``s``.
+No shortcut, by construction (tests/test_pointer.py checks each): all three chains have the same
+length, so every chain looks alike: each answer appears exactly once, every answer cell's key is
+pointed to by exactly one cell (for ``hops >= 2``), and every chain start by none. A model that
+followed ``j < hops`` hops knows cells of the query's chain but not which answer ends it: all three
+remain possible (a first design with one chain and distractor cells of other lengths let a 2-layer head
+solve 4 hops from which answer cell is pointed to). Labels are exactly balanced per split, so any fixed
+class, the first or last answer written, or the answer nearest the start token score chance (1/3).
 
-Shortcuts, measured (see tests/test_pointer.py): the query key and any fixed class score chance (1/8);
-token counts carry nothing (every key and value appears once). A permutation never revisits a cell, so
-``y`` differs from ``c1 .. c(hops-1)``: a model that followed ``j < hops`` hops can rule out ``j``
-classes and score at most ``(7/8) / (7 - j)`` (hops 2 after 1 hop: 14.6%; hops 4 after 3 hops: 21.9%,
-against 12.5% chance), and the 1-hop answer itself scores 0 for ``hops >= 2``. That residue is the
-price of the permutation; drawing the values independently instead would let "predict the most
-frequent value" score ~32% without following any pointer.
+A bag of the tokens still describes the whole graph; a head whose query is a mean over tokens can use
+it to check one edge against a position in a single layer, so it may need fewer than ``hops`` layers.
+The depth results in results/paper-analyses/ say which query was used.
 
-Splits: train 4000 / validation 1000, labels exactly balanced, no line in both splits, columns
-``sentence``, ``label`` (ClassLabel ``v0 .. v7``), ``idx``; seed ``POINTER_SEED + hops``. ``data_dir`` is
-ignored; nothing is written to disk; the rows are built in memory (~0.05 s per task) and cached.
-Vocabulary: 24 words (``query hops cells 1 2 3 4 k0..k7 v0..v7``).
+Splits: train 20000 / validation 1000, labels exactly balanced, no line in both splits, columns
+``sentence``, ``label`` (ClassLabel ``a0 .. a2``), ``idx``; seed ``POINTER_SEED + hops``. ``data_dir`` is
+ignored; nothing is written to disk; the rows are built in memory (~0.5 s per task) and cached.
 """
 
 from __future__ import annotations
@@ -59,7 +56,8 @@ from .generated import sentence_dataset_dict
 from .registry import register_task
 
 __all__ = [
-    "N_CELLS",
+    "N_ANSWERS",
+    "N_KEYS",
     "POINTER_HOPS",
     "POINTER_SEED",
     "POINTER_SIZES",
@@ -69,68 +67,85 @@ __all__ = [
     "trace",
 ]
 
-N_CELLS = 8
+N_ANSWERS = 3
+N_KEYS = 16  # the key alphabet; each example uses n_answers * hops distinct keys
 POINTER_HOPS = (1, 2, 3, 4)
 POINTER_SEED = 20240700  # + hops
-POINTER_SIZES = {"train": 4000, "validation": 1000}
-_HEADER = 5  # query <key> hops <n> cells
+POINTER_SIZES = {"train": 20000, "validation": 1000}
 
 
 def make_pointer_example(
-    rng: np.random.Generator, hops: int, n_cells: int = N_CELLS, label: int | None = None
+    rng: np.random.Generator, hops: int, n_answers: int | None = None, label: int | None = None
 ) -> tuple[list[str], int, list[int]]:
     """One example: ``(tokens, label, chain)``; ``chain`` = the keys of the ``hops`` cells read, in order.
 
     ``label`` forces the answer (used to balance the splits); by default it is drawn uniform.
     """
-    if not 1 <= hops <= n_cells - 1:
-        raise ValueError(f"hops must be in [1, n_cells - 1] = [1, {n_cells - 1}], got {hops}")
-    start = int(rng.integers(n_cells))
-    y = int(rng.integers(n_cells)) if label is None else int(label)
-    if not 0 <= y < n_cells:
-        raise ValueError(f"label must be in [0, {n_cells}), got {y}")
-    others = [k for k in range(n_cells) if k not in (start, y)]
-    chain = [start] + [others[i] for i in rng.permutation(len(others))[: hops - 1]]
-    value = dict(zip(chain, chain[1:] + [y]))  # key -> value along the chain
-    free_keys = [k for k in range(n_cells) if k not in value]
-    free_values = [v for v in range(n_cells) if v not in value.values()]
-    value.update(zip(free_keys, (free_values[i] for i in rng.permutation(len(free_values)))))
-    tokens = ["query", f"k{start}", "hops", str(hops), "cells"]
-    for key in rng.permutation(n_cells):
-        tokens += [f"k{key}", f"v{value[int(key)]}"]
+    n_answers = N_ANSWERS if n_answers is None else n_answers
+    if hops < 1 or n_answers < 2:
+        raise ValueError(f"need hops >= 1 and n_answers >= 2, got hops={hops}, n_answers={n_answers}")
+    y = int(rng.integers(n_answers)) if label is None else int(label)
+    if not 0 <= y < n_answers:
+        raise ValueError(f"label must be in [0, {n_answers}), got {y}")
+    n_cells = n_answers * hops
+    if n_cells > N_KEYS:
+        raise ValueError(f"{n_answers} chains of {hops} cells need {n_cells} keys; there are {N_KEYS}")
+    keys = [int(k) for k in rng.choice(N_KEYS, n_cells, replace=False)]
+    answers = [y] + [int(a) for a in rng.permutation(n_answers) if a != y]
+    value = {}
+    for c, answer in enumerate(answers):  # chain c: keys[c*hops : (c+1)*hops], the query's is chain 0
+        path = keys[c * hops: (c + 1) * hops]
+        value.update({k: f"v{nxt}" for k, nxt in zip(path, path[1:])})
+        value[path[-1]] = f"a{answer}"
+    chain = keys[:hops]
+    tokens = [f"q{chain[0]}"] + [f"k{key}{value[key]}" for key in rng.permutation(keys).tolist()]
     return tokens, y, chain
 
 
-def trace(tokens: list[str] | str) -> tuple[int, list[int]]:
-    """Follow the pointers written in an example: ``(label, chain)``, from the text alone."""
+def _cells(tokens: list[str] | str) -> tuple[int, dict[int, int]]:
+    """``(start, {key: value})`` parsed from an example's text."""
     tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
-    if len(tokens) < _HEADER or tokens[0] != "query" or tokens[2] != "hops" or tokens[4] != "cells":
-        raise ValueError(f"not a pointer example: {' '.join(tokens[:_HEADER])!r} ...")
-    cells = dict(zip(tokens[_HEADER::2], tokens[_HEADER + 1 :: 2]))  # "k3" -> "v7"
-    key, chain = tokens[1], []
-    for _ in range(int(tokens[3])):
-        chain.append(int(key[1:]))
-        key = "k" + cells[key][1:]
-    return int(key[1:]), chain
+    if len(tokens) < 2 or not tokens[0].startswith("q") or not all(("v" in t) != ("a" in t) for t in tokens[1:]):
+        raise ValueError(f"not a pointer example: {' '.join(tokens[:3])!r} ...")
+    cells = {}
+    for cell in tokens[1:]:
+        kind = "v" if "v" in cell else "a"
+        key, value = cell[1:].split(kind)
+        cells[int(key)] = (kind, int(value))
+    return int(tokens[0][1:]), cells
 
 
-def solve(tokens: list[str] | str) -> int:
+def trace(tokens: list[str] | str, hops: int) -> tuple[int, list[int]]:
+    """Follow ``hops`` pointers written in an example: ``(label, chain)``, from the text alone."""
+    key, cells = _cells(tokens)
+    chain = []
+    while True:
+        chain.append(key)
+        kind, key = cells[key]
+        if kind == "a":
+            break
+    if len(chain) != hops:
+        raise ValueError(f"this example's chain has {len(chain)} hops, not {hops}")
+    return key, chain
+
+
+def solve(tokens: list[str] | str, hops: int) -> int:
     """The label of an example, computed by following its pointers."""
-    return trace(tokens)[0]
+    return trace(tokens, hops)[0]
 
 
 @functools.lru_cache(maxsize=None)
-def pointer_rows(hops: int, n_cells: int = N_CELLS) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+def pointer_rows(hops: int, n_answers: int = N_ANSWERS) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
     """``{split: (sentences, labels)}``, deterministic; train first, then validation, never a line in both."""
     rng = np.random.default_rng(POINTER_SEED + hops)
     seen: set[str] = set()
     out = {}
     for split, n in POINTER_SIZES.items():
         sentences: list[str] = []
-        labels = rng.permutation(np.arange(n) % n_cells)  # exactly balanced (up to n % n_cells)
+        labels = rng.permutation(np.arange(n) % n_answers)  # exactly balanced (up to n % n_answers)
         for y in labels:
             while True:
-                tokens, label, _ = make_pointer_example(rng, hops, n_cells, label=int(y))
+                tokens, label, _ = make_pointer_example(rng, hops, n_answers, label=int(y))
                 line = " ".join(tokens)
                 if line not in seen:
                     break
@@ -149,14 +164,14 @@ POINTER_TASKS = {
     hops: register_task(Task(
         name=f"pointer-{hops}",
         modality="text",
-        num_labels=N_CELLS,
+        num_labels=N_ANSWERS,
         metric="accuracy",
         text_columns=("sentence",),
-        label_names=tuple(f"v{j}" for j in range(N_CELLS)),
+        label_names=tuple(f"a{j}" for j in range(N_ANSWERS)),
         eval_splits=("validation",),
         loader=_load_pointer,
-        description=f"Generated pointer chasing, {hops} hop(s) over {N_CELLS} key-value cells "
-                    f"(offline, 4000/1000, 8 balanced classes).",
+        description=f"Generated pointer chasing: {N_ANSWERS} chains of {hops} cell(s), follow the queried one "
+                    f"(offline, 20000/1000, {N_ANSWERS} balanced classes; backbone: embed-bert).",
     ))
     for hops in POINTER_HOPS
 }
