@@ -62,6 +62,8 @@ __all__ = [
     "POINTER_SEED",
     "POINTER_SIZES",
     "make_pointer_example",
+    "parse_cell",
+    "parse_example",
     "pointer_rows",
     "solve",
     "trace",
@@ -102,29 +104,34 @@ def make_pointer_example(
     return tokens, y, chain
 
 
-def _cells(tokens: list[str] | str) -> tuple[int, dict[int, int]]:
-    """``(start, {key: value})`` parsed from an example's text."""
+def parse_cell(cell: str) -> tuple[int, str, int]:
+    """``"k5v8"`` -> ``(5, "v", 8)`` (a pointer to key 8); ``"k8a2"`` -> ``(8, "a", 2)`` (answer 2)."""
+    kinds = [kind for kind in "va" if kind in cell]
+    if not cell.startswith("k") or len(kinds) != 1:
+        raise ValueError(f"not a pointer cell: {cell!r} (expected k<key>v<key> or k<key>a<answer>)")
+    key, value = cell[1:].split(kinds[0])
+    return int(key), kinds[0], int(value)
+
+
+def parse_example(tokens: list[str] | str) -> tuple[int, dict[int, tuple[str, int]]]:
+    """``(start, {key: (kind, value)})`` parsed from an example's text."""
     tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
-    if len(tokens) < 2 or not tokens[0].startswith("q") or not all(("v" in t) != ("a" in t) for t in tokens[1:]):
+    if len(tokens) < 2 or not (tokens[0].startswith("q") and tokens[0][1:].isdigit()):
         raise ValueError(f"not a pointer example: {' '.join(tokens[:3])!r} ...")
-    cells = {}
-    for cell in tokens[1:]:
-        kind = "v" if "v" in cell else "a"
-        key, value = cell[1:].split(kind)
-        cells[int(key)] = (kind, int(value))
+    cells = {key: (kind, value) for key, kind, value in map(parse_cell, tokens[1:])}
     return int(tokens[0][1:]), cells
 
 
 def trace(tokens: list[str] | str, hops: int) -> tuple[int, list[int]]:
     """Follow ``hops`` pointers written in an example: ``(label, chain)``, from the text alone."""
-    key, cells = _cells(tokens)
+    key, cells = parse_example(tokens)
     chain = []
-    while True:
+    for _ in cells:  # a chain reads each cell at most once; a cycle runs out of cells and fails below
         chain.append(key)
         kind, key = cells[key]
         if kind == "a":
             break
-    if len(chain) != hops:
+    if len(chain) != hops or kind != "a":
         raise ValueError(f"this example's chain has {len(chain)} hops, not {hops}")
     return key, chain
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tasks import available_tasks, get_task
-from tasks.pointer import N_ANSWERS, N_KEYS, POINTER_SIZES, _cells, make_pointer_example, pointer_rows, solve, trace
+from tasks.pointer import (N_ANSWERS, N_KEYS, POINTER_SIZES, make_pointer_example, parse_cell, parse_example,
+                           pointer_rows, solve, trace)
 
 datasets.disable_progress_bars()
 
@@ -22,15 +23,6 @@ def examples(hops: int, n: int = 300, seed: int = 0):
     return [make_pointer_example(rng, hops) for _ in range(n)]
 
 
-def parse(tokens) -> dict[int, tuple[str, int]]:
-    """key -> ("v", next key) or ("a", answer)."""
-    return _cells(tokens)[1]
-
-
-def parse_cell(cell: str) -> tuple[str, int]:
-    return next(iter(parse(["q0", cell]).values()))
-
-
 def test_docstring_example():
     line = "q5 k5v8 k9v10 k12v7 k10a0 k8a2 k7a1"
     assert trace(line, 2) == (2, [5, 8])
@@ -39,12 +31,16 @@ def test_docstring_example():
         trace(line, 3)
     with pytest.raises(ValueError, match="not a pointer example"):
         trace("query k5 hops 2", 2)
+    with pytest.raises(ValueError, match="not a pointer cell"):
+        trace("q5 k5v8 k8", 2)
+    with pytest.raises(ValueError, match="not 2"):  # a cycle never reaches an answer: an error, not a hang
+        trace("q5 k5v8 k8v5", 2)
 
 
 @pytest.mark.parametrize("hops", HOPS)
 def test_examples_are_well_formed_and_solvable(hops):
     for tokens, label, chain in examples(hops):
-        cells = parse(tokens)
+        _, cells = parse_example(tokens)
         assert len(tokens) == 1 + N_ANSWERS * hops and len(cells) == N_ANSWERS * hops  # distinct keys
         assert all(0 <= k < N_KEYS for k in cells)
         assert tokens[0] == f"q{chain[0]}"
@@ -57,7 +53,7 @@ def test_examples_are_well_formed_and_solvable(hops):
 def test_every_chain_looks_alike(hops):
     """The structure gives nothing away: each answer once, every chain `hops` long, no odd in-degree."""
     for tokens, label, _ in examples(hops):
-        cells = parse(tokens)
+        _, cells = parse_example(tokens)
         ends = sorted(v for kind, v in cells.values() if kind == "a")
         assert ends == list(range(N_ANSWERS))  # each answer exactly once
         pointed = Counter(v for kind, v in cells.values() if kind == "v")
@@ -78,7 +74,7 @@ def test_positional_and_partial_shortcuts_score_chance(hops):
         return np.mean([guess(t) == y for t, y, _ in data])
 
     def answers_in_order(tokens):
-        return [v for kind, v in map(parse_cell, tokens[1:]) if kind == "a"]
+        return [v for _, kind, v in map(parse_cell, tokens[1:]) if kind == "a"]
 
     for name, guess in {"first answer written": lambda t: answers_in_order(t)[0],
                         "last answer written": lambda t: answers_in_order(t)[-1],
@@ -90,7 +86,7 @@ def test_positional_and_partial_shortcuts_score_chance(hops):
     if hops >= 2:
         def after_last_read(t):
             _, chain = trace(t, hops)
-            last = next(i for i, c in enumerate(t[1:], 1) if int(c[1:].split(parse_cell(c)[0])[0]) == chain[-2])
+            last = next(i for i, c in enumerate(t[1:], 1) if parse_cell(c)[0] == chain[-2])
             return answers_in_order([t[0]] + t[last + 1:] + t[1:last])[0]
         assert abs(accuracy(after_last_read) - CHANCE) < 0.04
 
