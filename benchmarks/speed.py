@@ -269,6 +269,15 @@ def harness_run(ctx: Context, text: TextData, config, hook, with_kwargs: bool = 
         release(ctx.device)
 
 
+def timed_harness(ctx: Context, text: TextData, config, samples: int):
+    """A runner for ``interleave``: one timed ``harness_run``, as seconds and samples/s over the window."""
+    def harness() -> dict:
+        window = StepWindow(ctx.device, ctx.args.warmup, ctx.args.steps)
+        harness_run(ctx, text, config, window.tick)
+        return {"seconds": window.seconds, "samples_per_s": samples / window.seconds}
+    return harness
+
+
 def verify_batches(ctx: Context, text: TextData, config, batches: list[list[int]]) -> bool:
     """Does ``fit`` train on the batches ``harness_batches`` predicts (same sizes, same padded
     widths, same order)? One untimed run, which also warms the process up."""
@@ -356,11 +365,6 @@ def section_overhead(ctx: Context) -> dict:
     batches = [to_device(text.rows.collate(b), device) for b in indices]  # collated once, outside the loop
     verified = verify_batches(ctx, text, config, indices)
 
-    def harness() -> dict:
-        window = StepWindow(device, args.warmup, args.steps)
-        harness_run(ctx, text, config, window.tick)
-        return {"seconds": window.seconds, "samples_per_s": samples / window.seconds}
-
     def bare() -> dict:
         window = StepWindow(device, args.warmup, args.steps)
         model = fresh_copy(text.template, args.compile).to(device)
@@ -377,7 +381,7 @@ def section_overhead(ctx: Context) -> dict:
         release(device)
         return {"seconds": window.seconds, "samples_per_s": samples / window.seconds}
 
-    runs = interleave({"harness": harness, "bare": bare}, args.repeats)
+    runs = interleave({"harness": timed_harness(ctx, text, config, samples), "bare": bare}, args.repeats)
     sps = {name: [r["samples_per_s"] for r in rs] for name, rs in runs.items()}
     ratio = paired_ratio(sps["harness"], sps["bare"])
     lengths = text.rows.lengths
@@ -401,17 +405,13 @@ def section_glue(ctx: Context) -> dict:
     sizes = trainer_batch_sizes(len(dataset), args.batch_size, config.max_steps)
     trainer_samples = sum(sizes[args.warmup:args.warmup + args.steps])
 
-    def harness() -> dict:
-        window = StepWindow(device, args.warmup, args.steps)
-        harness_run(ctx, text, config, window.tick)
-        return {"seconds": window.seconds, "samples_per_s": harness_samples / window.seconds}
-
     def trainer() -> dict:
         window = StepWindow(device, args.warmup, args.steps)
         trainer_run(ctx, text, dataset, window)
         return {"seconds": window.seconds, "samples_per_s": trainer_samples / window.seconds}
 
-    runs = interleave({"harness": harness, "trainer": trainer}, args.repeats)
+    runs = interleave({"harness": timed_harness(ctx, text, config, harness_samples), "trainer": trainer},
+                      args.repeats)
     sps = {name: [r["samples_per_s"] for r in rs] for name, rs in runs.items()}
     ratio = paired_ratio(sps["harness"], sps["trainer"])
     real = sum(sum(mask) for mask in dataset["attention_mask"])
