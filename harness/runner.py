@@ -223,6 +223,9 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
             scores = task.compute_metrics(result.predictions[split], result.labels[split])
             prefix = "" if split == task.primary_eval_split else f"{split}/"
             metrics.update({prefix + k: v for k, v in scores.items()})
+        # Training loss at the end (moving average, main process): beside the score it tells a task that
+        # was memorised (low train_loss, chance score) from one that was never fitted.
+        metrics["train_loss"] = round(result.final_loss, 4)
         row.update(score=metrics[task.metric], metrics=metrics, epochs=round(result.epochs, 4), steps=result.steps,
                    train_seconds=round(result.train_seconds, 3),
                    samples_per_second=round(result.samples_per_second, 2), status="ok", error="")

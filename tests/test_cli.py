@@ -24,6 +24,7 @@ def test_grid_end_to_end_text_and_vision(tmp_path, capsys):
     assert row["n_train"] == 64 and row["n_eval"] == 40 and row["steps"] == 2
     assert row["params_head"] > 0 and row["params_total"] > row["params_head"] and row["flops_per_sample"] > 0
     assert 0.0 <= row["score"] <= 1.0 and json.loads(row["metrics"])["accuracy"] == row["score"]
+    assert 0.0 < json.loads(row["metrics"])["train_loss"] < 10.0  # cross-entropy of a 10-class task, finite
     assert json.loads(row["versions"])["torch"] and json.loads(row["config"])["lr"] == 1e-3  # from-scratch default
     for rid in frame["run_id"]:
         pred, labels = results.load_predictions(out, rid)
