@@ -1,4 +1,5 @@
 """--analysis on tiny runs: the sweeps, the recorders, and the plots with the CSVs behind them."""
+import json
 import math
 
 import pandas as pd
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from bench_helpers import tiny_args
-from harness.analyses.drivers import heads_for, parse_range
+from harness.analyses.drivers import heads_for, one_head_per_family, parse_range
 from harness.analyses.record import GradientRecorder, layer_gradients
 from harness.cli import main
 from harness.heads import build_head
@@ -19,6 +20,20 @@ def test_sweeps_expand_heads():
                      "sla-2:d=32"]
     with pytest.raises(ValueError):
         parse_range("0-2")
+
+
+def test_layer_plots_take_one_head_per_family():
+    def row(task, head, status="ok", **options):
+        return dict(task=task, head=head, status=status, head_options=json.dumps(options))
+    runs = pd.DataFrame([
+        row("a", "native"), row("a", "san-2", depth=2, d=256), row("a", "san-6", depth=6, d=256),
+        row("a", "san-8", status="failed", depth=8, d=256), row("a", "sla-6:d=64", depth=6, d=64),
+        row("a", "sla-3", depth=3, d=256), row("a", "sla-3:d=512", depth=3, d=512), row("a", "mhap", heads=4),
+        row("b", "sla-2:d=32", depth=2, d=32), row("b", "sla-2:d=64", depth=2, d=64),
+    ])
+    chosen = one_head_per_family(runs)
+    assert sorted(zip(chosen["task"], chosen["head"])) == [("a", "mhap"), ("a", "san-6"), ("a", "sla-3"),
+                                                           ("b", "sla-2:d=64")]
 
 
 def test_layer_gradients_are_the_layer_blocks():
@@ -56,7 +71,10 @@ def test_all_analyses_on_a_tiny_probe_run(tmp_path):
     width = pd.read_csv(base / "width.csv")
     assert sorted(width["d"].unique()) == [8, 16, 256]  # the sweep plus the default-width sla-2 / san-2
     steps = pd.read_csv(base / "gradient-variance_curves.csv")
-    assert sorted(steps[steps["head_family"] == "sla"]["layer"].unique()) == [1, 2]
+    # one head per family, the deepest at the default d: the layers of san-1 and san-2:d=8 are not pooled in
+    assert set(steps["head_family"]) == {"san-2", "sla-2"}
+    assert sorted(steps[steps["head_family"] == "sla-2"]["layer"].unique()) == [1, 2]
+    assert set(pd.read_csv(base / "attention_entropy.csv")["head_family"]) == {"san-2", "sla-2"}
     records = [pd.read_csv(f) for f in (base / "gradients").glob("*-steps.csv.gz")]
     assert len(records) == 2 * 2 * 2 + 2 * 2 * 2  # (san, sla) x (depth 1, 2 | width 8, 16) x 2 seeds
     assert all(set(r.columns) == {"layer", "step", "grad_norm", "grad_std"} for r in records)

@@ -81,28 +81,65 @@ def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+DEFAULT_D = 256  # the latent size of san-K / sla-K when none is given
+
+
+def one_head_per_family(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the one head per (task, head family) that the layer-by-layer plots show.
+
+    Layer t of san-2 and layer t of san-6 are different layers: pooled, the gradient variance and the
+    attention weights of a depth or width sweep would mix heads. The head kept is, per task and family,
+    the one at the default d (when run), then the deepest, then the widest: in a depth sweep san-K and
+    sla-K at the largest K.
+    """
+    ok = runs[(runs["status"] == "ok") & runs["head"].map(lambda h: head_family(str(h)) is not None)]
+    if ok.empty:
+        return ok
+    options = ok["head_options"].map(json.loads)
+    order = pd.DataFrame({
+        "task": ok["task"], "family": ok["head"].map(lambda h: head_family(str(h))), "head": ok["head"],
+        "default_d": options.map(lambda o: o.get("d") == DEFAULT_D), "depth": options.map(lambda o: o.get("depth", 1)),
+        "d": options.map(lambda o: o.get("d") or 0),
+    })
+    chosen = order.sort_values(["default_d", "depth", "d"]).groupby(["task", "family"]).tail(1)
+    keep = set(zip(chosen["task"], chosen["head"]))
+    return ok[[(t, h) in keep for t, h in zip(ok["task"], ok["head"])]]
+
+
+def _by_head(records: pd.DataFrame) -> pd.DataFrame:
+    """Series named by the head plotted (``san-6``), not only its family: the legend says which depth."""
+    return records.assign(head_family=records["head"]) if not records.empty else records
+
+
 def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) -> list[Path]:
-    """Write each analysis's plots from this study's runs (``runs``: its rows of runs.csv)."""
+    """Write each analysis's plots from this study's runs (``runs``: its rows of runs.csv).
+
+    Depth and width plot every san/sla run; gradients and attention plot, per task, one head per family
+    (``one_head_per_family``), whose per-run records for every head stay under ``analyses/<kind>/``.
+    """
     from . import plots
 
     out_dir, written = Path(out_dir), []
     base = out_dir / "analyses"
     base.mkdir(parents=True, exist_ok=True)
     stack = _stack_rows(runs)
-    default_d = 256
+    default_d = DEFAULT_D
     if "depth" in analyses and not stack.empty:
         depth = stack[stack["d"] == default_d] if (stack["d"] == default_d).any() else stack
         written += plots.plot_depth(depth[["task", "head_family", "depth", "seed", "score", "metric"]], base / "depth")
     if "width" in analyses and not stack.empty:
         width = stack[stack["depth"] == width_depth]
         written += plots.plot_width(width[["task", "head_family", "d", "seed", "score", "metric"]], base / "width")
+    internals = one_head_per_family(runs)
     if "gradients" in analyses:
-        steps, samples = _records(out_dir, "gradients", "steps", runs), _records(out_dir, "gradients", "samples", runs)
+        steps = _by_head(_records(out_dir, "gradients", "steps", internals))
+        samples = _by_head(_records(out_dir, "gradients", "samples", internals))
         if not steps.empty:
             written += plots.plot_gradient_variance(steps, base / "gradient-variance")
             written += plots.plot_gradient_histograms(samples, base / "gradient-histograms")
     if "attention" in analyses:
-        weights, entropy = _records(out_dir, "attention", "weights", runs), _records(out_dir, "attention", "entropy", runs)
+        weights = _by_head(_records(out_dir, "attention", "weights", internals))
+        entropy = _by_head(_records(out_dir, "attention", "entropy", internals))
         if not weights.empty:
             written += plots.plot_attention(weights, base / "attention", frame_entropy=entropy)
     return written

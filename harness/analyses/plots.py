@@ -101,7 +101,8 @@ def _out(path: str | Path, *extra: str) -> list[Path]:
 
 def _colors(families: Iterable[str]) -> dict[str, str]:
     spare = itertools.cycle(("tab:orange", "tab:purple", "tab:pink", "tab:cyan"))  # not in _KNOWN_COLORS
-    return {f: _KNOWN_COLORS.get(str(f).lower()) or next(spare) for f in families}
+    # 'sla-6:d=64' takes the colour of 'sla'
+    return {f: _KNOWN_COLORS.get(str(f).lower().split(":")[0].split("-")[0]) or next(spare) for f in families}
 
 
 def _shade(color: str, strength: float) -> tuple[float, float, float]:
