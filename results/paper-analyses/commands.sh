@@ -13,10 +13,19 @@ python run_bench.py $COMMON --tasks sst2 --heads san-4,sla-4 --seeds 5 --analysi
 # Width: san-3 and sla-3 at d = 32..512 on SST-2.
 python run_bench.py $COMMON --tasks sst2 --heads san-3 --seeds 5 --analysis width --widths 32,64,128,256,512 \
     --width-depth 3 --out results/paper-analyses/width-probe
-# The controlled task: pointer-1 and pointer-2 (3 chains of H one-token cells) on embed-bert (no transformer
-# layer, trained from scratch with the head), depth K = 1..4, 3 seeds, 3000 steps, two shards run side by side (an earlier
-# launch with --depths 1-8 was stopped for time; its finished runs, seed 0 of pointer-1 at K = 5..8 (SLA to 7), stay in runs.csv).
-PTR="--tasks pointer-1,pointer-2 --models embed-bert --heads san-1 --seeds 3 --max-steps 3000 --max-eval-samples 1000 \
-    --precision no --analysis depth,gradients,attention --depths 1-4 --out results/paper-analyses/pointer-depth"
-OMP_NUM_THREADS=1 python run_bench.py $PTR --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $PTR --shard 1/2; wait
-python run_bench.py $PTR --report-only
+# The controlled task: pointer-1..4 (3 chains of H one-token cells) on embed-bert (no transformer layer, trained from
+# scratch with the head), depth K = 1..6, 5 seeds, 3000 steps, two shards side by side. Seeds 0-2 first, then 3-4, so
+# that a stopped study leaves whole seeds of every task. (Runs of an earlier launch with --depths 1-8, seed 0 of
+# pointer-1 at K = 7, 8, stay in runs.csv; this study's plots hold K = 1..6 only.)
+PTR="--tasks pointer-1,pointer-2,pointer-3,pointer-4 --models embed-bert --heads san-1 --max-steps 3000 \
+    --max-eval-samples 1000 --precision no --analysis depth,gradients,attention --depths 1-6 \
+    --out results/paper-analyses/pointer-depth"
+for S in 3 5; do
+    OMP_NUM_THREADS=1 python run_bench.py $PTR --seeds $S --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $PTR --seeds $S --shard 1/2; wait
+done
+python run_bench.py $PTR --seeds 5 --report-only
+# Width on the controlled task: san-2 and sla-2 at d = 32..512 on pointer-1 (the depth a 1-hop task needs, plus one).
+WID="--tasks pointer-1 --models embed-bert --heads san-2 --seeds 5 --max-steps 3000 --max-eval-samples 1000 --precision no \
+    --analysis width --widths 32,64,128,256,512 --width-depth 2 --out results/paper-analyses/pointer-width"
+OMP_NUM_THREADS=1 python run_bench.py $WID --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $WID --shard 1/2; wait
+python run_bench.py $WID --report-only
