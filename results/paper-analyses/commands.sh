@@ -29,3 +29,7 @@ WID="--tasks pointer-1 --models embed-bert --heads san-2 --seeds 5 --max-steps 3
     --analysis width --widths 32,64,128,256,512 --width-depth 2 --out results/paper-analyses/pointer-width"
 OMP_NUM_THREADS=1 python run_bench.py $WID --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $WID --shard 1/2; wait
 python run_bench.py $WID --report-only
+# Budget check on two hops: san-2 and sla-2 on pointer-2 at 20,000 steps (6.7x the sweep's), one seed, with the final
+# training loss in each row's metrics: does a longer run learn the hops, or memorise the 20,000 training lines?
+OMP_NUM_THREADS=1 python run_bench.py --tasks pointer-2 --models embed-bert --heads san-2,sla-2 --seeds 1 --max-steps 20000 \
+    --max-eval-samples 1000 --precision no --out results/paper-analyses/pointer-budget
