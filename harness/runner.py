@@ -83,12 +83,15 @@ def pairs(config: GridConfig) -> list[tuple]:
 def cells(config: GridConfig) -> list[Cell]:
     """All cells in a fixed order (task, model, seed, head): a stopped grid leaves whole seeds."""
     spend = budget(config)
-    out = []
+    out, seen = [], set()
     for task, model in pairs(config):
         for seed in config.seeds:
             for head in config.heads:
                 rid = results.run_id(task=task.name, model=model, head=head.label, head_options=head.options,
                                      seed=seed, **spend)
+                if rid in seen:  # two specs of one head ('san-2' and the width sweep's 'san-2:d=256'): run it once
+                    continue
+                seen.add(rid)
                 out.append(Cell(task, model, seed, head, rid, results.canonical_json(spend)))
     return out
 

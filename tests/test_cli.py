@@ -169,3 +169,16 @@ def test_bad_results_file_is_refused_and_kept(tmp_path, capsys, content, words):
     path.write_text(content)
     _fails(capsys, tiny_args(out), *words)
     assert path.read_text() == content and sorted(p.name for p in out.iterdir()) == ["runs.csv"]
+
+
+def test_two_specs_of_one_head_make_one_cell(tmp_path):
+    """'san-2' and 'san-2:d=256' (the default d) are one head: one cell, one row per seed."""
+    from harness.heads import parse_head_spec
+    from harness.runner import GridConfig, cells
+    from tasks import get_task
+
+    config = GridConfig(tasks=[get_task("toy-sentiment")], models=["tiny-bert"], seeds=[0, 1], out_dir=tmp_path,
+                        heads=[parse_head_spec(h) for h in ("san-2", "sla-2", "san-2:d=256", "san-2:d=64")])
+    grid = cells(config)
+    assert [(c.seed, c.head.label) for c in grid] == [(s, h) for s in (0, 1) for h in ("san-2", "sla-2", "san-2:d=64")]
+    assert len({c.run_id for c in grid}) == len(grid)
