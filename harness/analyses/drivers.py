@@ -92,18 +92,20 @@ def one_head_per_family(runs: pd.DataFrame) -> pd.DataFrame:
     the one at the default d (when run), then the deepest, then the widest: in a depth sweep san-K and
     sla-K at the largest K.
     """
-    ok = runs[(runs["status"] == "ok") & runs["head"].map(lambda h: head_family(str(h)) is not None)]
+    family = runs["head"].map(lambda h: head_family(str(h)))
+    keep = (runs["status"] == "ok") & family.notna()
+    ok = runs[keep]
     if ok.empty:
         return ok
     options = ok["head_options"].map(json.loads)
     order = pd.DataFrame({
-        "task": ok["task"], "family": ok["head"].map(lambda h: head_family(str(h))), "head": ok["head"],
+        "task": ok["task"], "family": family[keep], "head": ok["head"],
         "default_d": options.map(lambda o: o.get("d") == DEFAULT_D), "depth": options.map(lambda o: o.get("depth", 1)),
         "d": options.map(lambda o: o.get("d") or 0),
     })
-    chosen = order.sort_values(["default_d", "depth", "d"]).groupby(["task", "family"]).tail(1)
-    keep = set(zip(chosen["task"], chosen["head"]))
-    return ok[[(t, h) in keep for t, h in zip(ok["task"], ok["head"])]]
+    best = order.sort_values(["default_d", "depth", "d"]).groupby(["task", "family"]).tail(1)
+    chosen = set(zip(best["task"], best["head"]))
+    return ok[[(t, h) in chosen for t, h in zip(ok["task"], ok["head"])]]
 
 
 def _by_head(records: pd.DataFrame) -> pd.DataFrame:
@@ -123,9 +125,8 @@ def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) 
     base = out_dir / "analyses"
     base.mkdir(parents=True, exist_ok=True)
     stack = _stack_rows(runs)
-    default_d = DEFAULT_D
     if "depth" in analyses and not stack.empty:
-        depth = stack[stack["d"] == default_d] if (stack["d"] == default_d).any() else stack
+        depth = stack[stack["d"] == DEFAULT_D] if (stack["d"] == DEFAULT_D).any() else stack
         written += plots.plot_depth(depth[["task", "head_family", "depth", "seed", "score", "metric"]], base / "depth")
     if "width" in analyses and not stack.empty:
         width = stack[stack["depth"] == width_depth]
