@@ -70,7 +70,7 @@ def test_all_analyses_on_a_tiny_probe_run(tmp_path):
     assert (depth["n"] == 2).all()
     width = pd.read_csv(base / "width.csv")
     assert sorted(width["d"].unique()) == [8, 16, 256]  # the sweep plus the default-width sla-2 / san-2
-    steps = pd.read_csv(base / "gradient-variance_curves.csv")
+    steps = pd.read_csv(base / "gradient-variance_curves.csv.gz")
     # one head per family, the deepest at the default d: the layers of san-1 and san-2:d=8 are not pooled in
     assert set(steps["head_family"]) == {"san-2", "sla-2"}
     assert sorted(steps[steps["head_family"] == "sla-2"]["layer"].unique()) == [1, 2]

@@ -102,6 +102,7 @@ def test_plot_gradient_variance(tmp_path):
     assert row["ci_high"] - row["mean"] == pytest.approx(half_width(per_seed))
     san = table[(table.head_family == "san") & (table.layer == 2)].iloc[0]
     assert san["mean"] == pytest.approx(row["mean"] * 1e-4)
+    assert curves_csv.name == "grad_var_curves.csv.gz" and curves_csv.read_bytes()[:2] == b"\x1f\x8b"  # gzip
     curves = pd.read_csv(curves_csv)
     assert len(curves) == 2 * 3 * 40
     c = curves[(curves.head_family == "sla") & (curves.layer == 1) & (curves.step == 5)].iloc[0]

@@ -224,18 +224,19 @@ def plot_gradient_variance(
     (bars), the variance over steps of ``grad_norm`` (ddof=1), mean over seeds with CI; right panel:
     ``grad_norm`` over steps (mean over seeds), colour = layer, line style = head family.
     CSVs: ``<path>.csv`` = ``task, head_family, layer, n, mean, ci_low, ci_high`` (``mean`` is the mean
-    over ``n`` seeds of the per-run variance); ``<path>_curves.csv`` = ``task, head_family, layer, step,
-    n, mean, ci_low, ci_high`` of ``grad_norm``.
+    over ``n`` seeds of the per-run variance); ``<path>_curves.csv.gz`` = ``task, head_family, layer, step,
+    n, mean, ci_low, ci_high`` of ``grad_norm`` (one row per step: compressed, 6 significant digits).
     """
     frame = _frame(frame, ["head_family", "layer", "step", "grad_norm"], "plot_gradient_variance")
     frame = frame.assign(task=frame.get("task", "all"), seed=frame.get("seed", 0))
     png, csv, curves_csv = _out(path, "curves")
+    curves_csv = curves_csv.with_name(curves_csv.name + ".gz")
     per_run = (frame.groupby(["task", "head_family", "seed", "layer"])["grad_norm"]
                .var(ddof=1).rename("var").reset_index())
     table = summarize(per_run, ["task", "head_family", "layer"], "var", level)
     curves = summarize(frame, ["task", "head_family", "layer", "step"], "grad_norm", level)
     table.to_csv(csv, index=False)
-    curves.to_csv(curves_csv, index=False)
+    curves.to_csv(curves_csv, index=False, float_format="%.6g")
 
     families = sorted(table["head_family"].unique())
     colors, styles = _colors(families), dict(zip(families, ["-", "--", ":", "-."] * 3))
