@@ -103,6 +103,7 @@ def test_plot_gradient_variance(tmp_path):
     san = table[(table.head_family == "san") & (table.layer == 2)].iloc[0]
     assert san["mean"] == pytest.approx(row["mean"] * 1e-4)
     assert curves_csv.name == "grad_var_curves.csv.gz" and curves_csv.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+    assert curves_csv.read_bytes()[4:8] == bytes(4)  # no timestamp: a rewrite of the same numbers is byte-identical
     curves = pd.read_csv(curves_csv)
     assert len(curves) == 2 * 3 * 40
     c = curves[(curves.head_family == "sla") & (curves.layer == 1) & (curves.step == 5)].iloc[0]
@@ -156,3 +157,42 @@ def test_plot_attention(tmp_path):
     assert row["mean"] - row["ci_low"] == pytest.approx(half, rel=1e-9)
     # without entropies: one CSV fewer
     assert len(plot_attention(weights, tmp_path / "attention_only")) == 3
+
+
+def test_layer_figures_keep_tasks_apart(tmp_path):
+    """Two tasks with different layer counts: each (task, layer) gets its own histogram and entropy,
+    never a pool of both tasks' weights or gradients."""
+    rng = np.random.default_rng(2)
+    weights, entropy, grads = [], [], []
+    for task, layers, positions in (("pointer-1", (1, 2), 4), ("pointer-2", (1, 2, 3), 16)):
+        for family in ("san", "sla"):
+            for layer in layers:
+                a = rng.dirichlet(np.ones(positions), size=30)
+                weights.append(pd.DataFrame({"task": task, "head_family": family, "layer": layer, "weight": a.ravel()}))
+                entropy.append(pd.DataFrame({"task": task, "head_family": family, "layer": layer,
+                                             "entropy": -(a * np.log(a)).sum(axis=1)}))
+                grads.append(pd.DataFrame({"task": task, "head_family": family, "layer": layer,
+                                           "value": rng.normal(0, 1.0 if task == "pointer-1" else 1e-3, 200)}))
+    weights, entropy, grads = pd.concat(weights), pd.concat(entropy), pd.concat(grads)
+    png, csv, summary_csv, entropy_csv = plot_attention(weights, tmp_path / "attention", entropy, bins=10)
+    assert_png(png)
+    counts = pd.read_csv(csv).groupby(["task", "head_family", "layer"])["count"].sum()
+    assert counts.xs("pointer-1").eq(30 * 4).all() and counts.xs("pointer-2").eq(30 * 16).all()
+    assert len(counts) == 2 * (2 + 3)
+    summary = pd.read_csv(summary_csv).set_index(["task", "head_family", "layer"])
+    assert summary.loc[("pointer-1", "san", 2), "mean"] == pytest.approx(1 / 4)
+    assert summary.loc[("pointer-2", "san", 2), "mean"] == pytest.approx(1 / 16)
+    ent = pd.read_csv(entropy_csv).set_index(["task", "head_family", "layer"])
+    e = entropy[(entropy.task == "pointer-2") & (entropy.head_family == "sla") & (entropy.layer == 3)]["entropy"]
+    assert ent.loc[("pointer-2", "sla", 3), "mean"] == pytest.approx(e.mean())
+    assert ("pointer-1", "sla", 3) not in ent.index
+    # gradient bins are set per task: pointer-2's tiny gradients are not lost in pointer-1's range
+    png, csv, summary_csv = plot_gradient_histograms(grads, tmp_path / "grad_hist", bins=20)
+    assert_png(png)
+    table = pd.read_csv(csv)
+    p2 = table[(table.task == "pointer-2") & (table.layer == 1)]
+    assert p2["bin_high"].max() < 0.01 and (p2.groupby("head_family")["count"].sum() == 200).all()
+    assert (p2["count"] > 0).sum() > 10  # spread over the bins, not piled into one
+    summary = pd.read_csv(summary_csv)
+    assert set(zip(summary.task, summary.layer)) == {("pointer-1", 1), ("pointer-1", 2), ("pointer-2", 1),
+                                                     ("pointer-2", 2), ("pointer-2", 3)}

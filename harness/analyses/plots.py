@@ -14,13 +14,16 @@ function                   frame columns (``[x]`` = optional)                   
 :func:`plot_gradient_      ``[task], head_family, [seed], layer, step,             variance over steps of the
 variance`                  grad_norm, [grad_std]``                                 gradient norm per layer; the
                                                                                    norm over steps per layer
-:func:`plot_gradient_      ``head_family, layer, value`` (raw gradient entries)    per-layer histograms, SAN vs
-histograms`                                                                        SLA overlaid (paper Fig. 5)
-:func:`plot_attention`     ``head_family, layer, weight`` + entropy frame          per-layer weight histograms
-                           ``head_family, layer, entropy`` (one row per example)   and mean entropy (Fig. 6)
+:func:`plot_gradient_      ``[task], head_family, layer, value`` (raw gradient     per-layer histograms, SAN vs
+histograms`                entries)                                                SLA overlaid (paper Fig. 5)
+:func:`plot_attention`     ``[task], head_family, layer, weight`` + entropy frame  per-layer weight histograms
+                           ``[task], head_family, layer, entropy`` (one row per    and mean entropy (Fig. 6)
+                           example)
 ========================== ======================================================= ==========================
 
-``layer`` is 1-based, 1 = the attention layer nearest the input. Confidence intervals (:func:`mean_ci`)
+``layer`` is 1-based, 1 = the attention layer nearest the input. Layer-by-layer figures draw each task
+apart (a row of panels per task): layers of different tasks are never pooled. A frame without ``task``
+is one task, named ``all``. Confidence intervals (:func:`mean_ci`)
 are two-sided Student-t intervals of the mean, ``mean +- t(0.975, n-1) * sd / sqrt(n)`` with ``sd`` the
 ddof=1 standard deviation: over seeds for scores and gradient variances, over examples for entropies.
 They are NaN with fewer than 2 values (the plot then shows the mean alone).
@@ -129,6 +132,26 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.4, 3.4)):
     return fig, list(axes[:n])
 
 
+def _with_task(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame if "task" in frame else frame.assign(task="all")
+
+
+def _task_grid(tasks: Sequence[str], n: int, size: tuple[float, float] = (3.8, 3.2)):
+    """``n`` panels per task: one task wraps them 4 to a row; several get a row each, so that a
+    column is one layer across tasks. Returns the figure and ``{task: [axes]}``."""
+    if len(tasks) == 1:
+        fig, axes = _grid(n, ncols=4, size=size)
+        return fig, {tasks[0]: axes}
+    fig = Figure(figsize=(size[0] * n, size[1] * len(tasks) + 0.9), layout="constrained", dpi=110)
+    axes = fig.subplots(len(tasks), n, squeeze=False)
+    return fig, {task: list(row) for task, row in zip(tasks, axes)}
+
+
+def _panel_title(task: str, layer: int, several: bool) -> str:
+    title = f"attention layer {layer}" + (" (nearest the input)" if layer == 1 else "")
+    return f"{task}: {title}" if several else title
+
+
 def _finish(fig: Figure, title: str, caption: str, png: Path) -> None:
     fig.suptitle(title, fontsize=12)
     fig.supxlabel(caption, fontsize=8, color="0.3")
@@ -136,31 +159,39 @@ def _finish(fig: Figure, title: str, caption: str, png: Path) -> None:
 
 
 def _hist_table(frame: pd.DataFrame, value: str, edges: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
-    """Per (head_family, layer): counts and fractions of ``value`` in the bins ``edges(values of the
-    layer)``, shared by the families of a layer; values beyond the ends are counted in the end bins."""
+    """Per (task, head_family, layer): counts and fractions of ``value`` in the bins ``edges(values of
+    the task's layer)``, shared by the families of a layer; values beyond the ends go to the end bins."""
     rows = []
-    for layer, gl in frame.groupby("layer", sort=True):
+    for (task, layer), gl in frame.groupby(["task", "layer"], sort=True):
         e = edges(gl[value].to_numpy(float))
         for family, g in gl.groupby("head_family", sort=True):
             x = np.clip(g[value].to_numpy(float), e[0], e[-1])
             counts, _ = np.histogram(x, bins=e)
-            rows += [(family, int(layer), lo, hi, int(c), c / max(len(x), 1))
+            rows += [(task, family, int(layer), lo, hi, int(c), c / max(len(x), 1))
                      for lo, hi, c in zip(e[:-1], e[1:], counts)]
-    return pd.DataFrame(rows, columns=["head_family", "layer", "bin_low", "bin_high", "count", "fraction"])
+    return pd.DataFrame(rows, columns=["task", "head_family", "layer", "bin_low", "bin_high", "count", "fraction"])
 
 
-def _hist_panels(table: pd.DataFrame, axes, colors: dict, xlabel: str) -> None:
-    for ax, (layer, g) in zip(axes, table.groupby("layer", sort=True)):
-        for family, h in g.groupby("head_family", sort=True):
-            edges = np.append(h["bin_low"].to_numpy(), h["bin_high"].iloc[-1])
-            frac = np.where(h["fraction"] > 0, h["fraction"], np.nan)
-            ax.stairs(h["fraction"], edges, fill=True, alpha=0.3, color=colors[family])
-            ax.stairs(frac, edges, color=colors[family], label=_label(family), linewidth=1.2)
-        ax.set_yscale("log")
-        ax.set_title(f"attention layer {layer}" + (" (nearest the input)" if layer == 1 else ""), fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("fraction of samples (log)")
-        ax.legend(fontsize=8)
+def _hist_panels(table: pd.DataFrame, axes: dict, colors: dict, xlabel: str) -> dict:
+    """Draws each (task, layer) histogram in its panel; returns ``{(task, layer): ax}``."""
+    panels = {}
+    for task, gt in table.groupby("task", sort=True):
+        for ax, (layer, g) in zip(axes[task], gt.groupby("layer", sort=True)):
+            panels[task, layer] = ax
+            for family, h in g.groupby("head_family", sort=True):
+                edges = np.append(h["bin_low"].to_numpy(), h["bin_high"].iloc[-1])
+                frac = np.where(h["fraction"] > 0, h["fraction"], np.nan)
+                ax.stairs(h["fraction"], edges, fill=True, alpha=0.3, color=colors[family])
+                ax.stairs(frac, edges, color=colors[family], label=_label(family), linewidth=1.2)
+            ax.set_yscale("log")
+            ax.set_title(_panel_title(task, layer, len(axes) > 1), fontsize=10)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("fraction of samples (log)")
+            ax.legend(fontsize=8)
+    for task, row in axes.items():  # a task with fewer layers than the widest row leaves panels empty
+        for ax in row[table.loc[table["task"] == task, "layer"].nunique():]:
+            ax.set_visible(False)
+    return panels
 
 
 def _score_curves(frame, path, x: str, xlabel: str, what: str, log2: bool, level: float) -> list[Path]:
@@ -236,7 +267,8 @@ def plot_gradient_variance(
     table = summarize(per_run, ["task", "head_family", "layer"], "var", level)
     curves = summarize(frame, ["task", "head_family", "layer", "step"], "grad_norm", level)
     table.to_csv(csv, index=False)
-    curves.to_csv(curves_csv, index=False, float_format="%.6g")
+    # mtime 0: the same numbers give the same bytes, so a --report-only rewrite leaves git quiet
+    curves.to_csv(curves_csv, index=False, float_format="%.6g", compression={"method": "gzip", "mtime": 0})
 
     families = sorted(table["head_family"].unique())
     colors, styles = _colors(families), dict(zip(families, ["-", "--", ":", "-."] * 3))
@@ -279,16 +311,18 @@ def plot_gradient_variance(
 def plot_gradient_histograms(
     samples: pd.DataFrame | str | Path, path: str | Path, *, bins: int = 60, clip_quantile: float = 0.999
 ) -> list[Path]:
-    """Per attention layer, the histogram of raw gradient entries, head families overlaid (paper Fig. 5).
+    """Per task and attention layer, the histogram of raw gradient entries, head families overlaid
+    (paper Fig. 5).
 
-    ``samples``: ``head_family, layer, value`` (gradient entries sampled during training). Per
-    layer, symmetric bins over ``+-`` the ``clip_quantile`` of that layer's ``|value|`` (shared by the
+    ``samples``: ``[task], head_family, layer, value`` (gradient entries sampled during training). Per
+    task and layer, symmetric bins over ``+-`` the ``clip_quantile`` of that layer's ``|value|`` (shared by the
     families so they compare; layers differ in scale); values beyond are counted in the end bins.
     Y = fraction of that family's samples (log scale), so families with different sample counts compare.
-    CSVs: ``<path>.csv`` = ``head_family, layer, bin_low, bin_high, count, fraction``;
-    ``<path>_summary.csv`` = ``head_family, layer, n, mean, std, var, excess_kurtosis`` (peakiness at 0).
+    CSVs: ``<path>.csv`` = ``task, head_family, layer, bin_low, bin_high, count, fraction``;
+    ``<path>_summary.csv`` = ``task, head_family, layer, n, mean, std, var, excess_kurtosis`` (peakiness
+    at 0).
     """
-    frame = _frame(samples, ["head_family", "layer", "value"], "plot_gradient_histograms")
+    frame = _with_task(_frame(samples, ["head_family", "layer", "value"], "plot_gradient_histograms"))
     png, csv, summary_csv = _out(path, "summary")
 
     def edges(values: np.ndarray) -> np.ndarray:
@@ -297,19 +331,20 @@ def plot_gradient_histograms(
 
     table = _hist_table(frame, "value", edges)
     table.to_csv(csv, index=False)
-    summary = frame.groupby(["head_family", "layer"])["value"].agg(
+    summary = frame.groupby(["task", "head_family", "layer"])["value"].agg(
         n="count", mean="mean", std="std", var="var",
         excess_kurtosis=lambda v: float(stats.kurtosis(v, fisher=True))).reset_index()
     summary.to_csv(summary_csv, index=False)
     colors = _colors(sorted(frame["head_family"].unique()))
-    fig, axes = _grid(frame["layer"].nunique(), ncols=4, size=(3.8, 3.2))
-    _hist_panels(table, axes, colors, "gradient entry value")
-    for ax, (layer, g) in zip(axes, summary.groupby("layer", sort=True)):
+    tasks = sorted(frame["task"].unique())
+    fig, axes = _task_grid(tasks, int(frame.groupby("task")["layer"].nunique().max()))
+    panels = _hist_panels(table, axes, colors, "gradient entry value")
+    for (task, layer), g in summary.groupby(["task", "layer"], sort=True):
         note = "\n".join(f"{_label(r.head_family)} var {r.var:.2g}" for r in g.itertuples())
-        ax.text(0.02, 0.97, note, transform=ax.transAxes, va="top", fontsize=7)
-    caption = (f"raw gradient entries sampled during training; per layer {bins} bins on +-L, L = the "
-               f"{100 * clip_quantile:g}th percentile of |value| in that layer (both heads), values beyond "
-               f"counted in the end bins; x ranges differ between panels")
+        panels[task, layer].text(0.02, 0.97, note, transform=panels[task, layer].transAxes, va="top", fontsize=7)
+    caption = (f"raw gradient entries sampled during training; per task and layer {bins} bins on +-L, L = "
+               f"the {100 * clip_quantile:g}th percentile of |value| in that layer (both heads), values "
+               f"beyond counted in the end bins; x ranges differ between panels")
     _finish(fig, "Distribution of gradients per attention layer", caption, png)
     return [png, csv, summary_csv]
 
@@ -322,46 +357,50 @@ def plot_attention(
     bins: int = 50,
     level: float = CI_LEVEL,
 ) -> list[Path]:
-    """Per attention layer, the histogram of attention weights, head families overlaid, and the mean
-    attention entropy per layer with CI (paper Fig. 6).
+    """Per task and attention layer, the histogram of attention weights, head families overlaid, and
+    the mean attention entropy per layer with CI (paper Fig. 6).
 
-    ``frame``: ``head_family, layer, weight`` (weights on real positions, sampled). ``frame_entropy``:
-    ``head_family, layer, entropy`` (one row per example, natural log, nats). CSVs: ``<path>.csv`` =
-    ``head_family, layer, bin_low, bin_high, count, fraction`` (bins on [0, 1]); ``<path>_summary.csv``
-    = ``head_family, layer, n, mean, median, p90, p99, max`` of the weights; ``<path>_entropy.csv`` =
-    ``head_family, layer, n, mean, ci_low, ci_high`` (CI over examples), when entropies are given.
+    ``frame``: ``[task], head_family, layer, weight`` (weights on real positions, sampled).
+    ``frame_entropy``: ``[task], head_family, layer, entropy`` (one row per example, natural log, nats).
+    CSVs: ``<path>.csv`` = ``task, head_family, layer, bin_low, bin_high, count, fraction`` (bins on
+    [0, 1]); ``<path>_summary.csv`` = ``task, head_family, layer, n, mean, median, p90, p99, max`` of the
+    weights; ``<path>_entropy.csv`` = ``task, head_family, layer, n, mean, ci_low, ci_high`` (CI over
+    examples), when entropies are given.
     """
-    frame = _frame(frame, ["head_family", "layer", "weight"], "plot_attention")
+    frame = _with_task(_frame(frame, ["head_family", "layer", "weight"], "plot_attention"))
     png, csv, summary_csv, entropy_csv = _out(path, "summary", "entropy")
     table = _hist_table(frame, "weight", lambda _: np.linspace(0.0, 1.0, bins + 1))
     table.to_csv(csv, index=False)
-    w = frame.groupby(["head_family", "layer"])["weight"]
+    w = frame.groupby(["task", "head_family", "layer"])["weight"]
     summary = w.agg(n="count", mean="mean", median="median",
                     p90=lambda v: v.quantile(0.9), p99=lambda v: v.quantile(0.99), max="max").reset_index()
     summary.to_csv(summary_csv, index=False)
     families = sorted(frame["head_family"].unique())
     colors = _colors(families)
-    layers = sorted(frame["layer"].unique())
-    fig, axes = _grid(len(layers) + (frame_entropy is not None), ncols=4, size=(3.8, 3.2))
-    _hist_panels(table, axes, colors, "attention weight")
+    tasks = sorted(frame["task"].unique())
+    n_layers = int(frame.groupby("task")["layer"].nunique().max())
+    fig, axes = _task_grid(tasks, n_layers + (frame_entropy is not None))
+    _hist_panels(table, {t: a[:n_layers] for t, a in axes.items()}, colors, "attention weight")
     written = [png, csv, summary_csv]
     if frame_entropy is not None:
-        ent = _frame(frame_entropy, ["head_family", "layer", "entropy"], "plot_attention (entropy)")
-        etable = summarize(ent, ["head_family", "layer"], "entropy", level)
+        ent = _with_task(_frame(frame_entropy, ["head_family", "layer", "entropy"], "plot_attention (entropy)"))
+        etable = summarize(ent, ["task", "head_family", "layer"], "entropy", level)
         etable.to_csv(entropy_csv, index=False)
         written.append(entropy_csv)
-        ax = axes[-1]
-        for i, family in enumerate(families):
-            g = etable[etable["head_family"] == family].sort_values("layer")
-            err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]))
-            ax.errorbar(g["layer"] + 0.08 * (i - (len(families) - 1) / 2), g["mean"], yerr=err, marker="o",
-                        capsize=3, color=colors[family], label=_label(family))
-        ax.set_xticks(sorted(etable["layer"].unique()))
-        ax.set_xlabel("attention layer (1 = nearest the input)")
-        ax.set_ylabel("mean attention entropy (nats)")
-        ax.set_title(f"entropy per layer ({100 * level:g}% t-CI over examples)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        for task in tasks:
+            ax = axes[task][-1]
+            for i, family in enumerate(families):
+                g = etable[(etable["task"] == task) & (etable["head_family"] == family)].sort_values("layer")
+                err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]))
+                ax.errorbar(g["layer"] + 0.08 * (i - (len(families) - 1) / 2), g["mean"], yerr=err, marker="o",
+                            capsize=3, color=colors[family], label=_label(family))
+            ax.set_xticks(sorted(etable.loc[etable["task"] == task, "layer"].unique()))
+            ax.set_xlabel("attention layer (1 = nearest the input)")
+            ax.set_ylabel("mean attention entropy (nats)")
+            title = f"entropy per layer ({100 * level:g}% t-CI over examples)"
+            ax.set_title(f"{task}: {title}" if len(tasks) > 1 else title, fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     caption = ("attention weights on real (non-padding) positions, sampled from the evaluation set; "
                "y = fraction of that head's sampled weights per bin of width "
                f"{1 / bins:g}" + ("; last panel: entropy -sum a log a per example" if frame_entropy is not None
