@@ -755,7 +755,7 @@ def parser() -> argparse.ArgumentParser:
                "  python -m benchmarks.speed --device cuda --out results/speed-h100.json\n"
                "  python -m benchmarks.speed --device cpu --steps 5 --warmup 2 --repeats 3 "
                "--vision-shape 12,768,224,8\n"
-               "  python -m benchmarks.speed --sections glue --data-dir /work/shared/data\n")
+               "  python -m benchmarks.speed --sections glue --data-dir ../shared/data\n")
     p.add_argument("--sections", type=_names(SECTIONS), default=list(SECTIONS),
                    help="comma-separated sections to run (default: overhead,glue,heads)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,

@@ -87,7 +87,8 @@ def validate(args):
 
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: need at least 1 seed")
-    for name in ("epochs", "batch_size", "max_length", "max_steps", "max_train_samples", "max_eval_samples"):
+    for name in ("epochs", "batch_size", "max_length", "max_steps", "max_train_samples", "max_eval_samples",
+                 "lr", "head_lr", "width_depth"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UsageError(f"--{name.replace('_', '-')} {value}: must be positive")
@@ -102,9 +103,13 @@ def validate(args):
     if unknown:
         raise UsageError(f"--analysis {','.join(unknown)}: unknown; choose from {', '.join(ANALYSES)}")
     try:
-        depths, widths = parse_range(args.depths), parse_range(args.widths)
-    except ValueError as error:
-        raise UsageError(f"--depths/--widths {error}") from None
+        depths = parse_range(args.depths)
+    except ValueError:
+        raise UsageError(f"--depths {args.depths!r}: expected positive integers like 1-8 or 1,2,4") from None
+    try:
+        widths = parse_range(args.widths)
+    except ValueError:
+        raise UsageError(f"--widths {args.widths!r}: expected positive integers like 32,64,128 or 32-64") from None
     heads = [parse_head_spec(h) for h in heads_for(analyses, _csv(args.heads), depths, widths, args.width_depth)]
     models = _csv(args.models)
     if not tasks or not heads or not models:
@@ -129,7 +134,8 @@ def validate(args):
                         analyses=tuple(analyses))
     if args.cache_dir:
         config.cache_dir = Path(args.cache_dir)
-    splits = {task.name: load_splits(task, config) for task in tasks}  # missing data / columns / labels fail here
+    # missing data / columns / labels fail here; a report is rewritten from runs.csv alone, without the data
+    splits = {} if args.report_only else {task.name: load_splits(task, config) for task in tasks}
     return config, splits
 
 
@@ -252,7 +258,7 @@ def main(argv=None) -> int:
             print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
                   f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {config.out_dir}/runs.csv")
     if accelerator.is_main_process:
-        table = write_report(config.out_dir, _report_tasks(config), title="sla-bench: " + " ".join(argv))
+        table = write_report(config.out_dir, _report_tasks(config), command="run_bench.py " + " ".join(argv))
         print(markdown(table))
         print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
         if config.analyses:

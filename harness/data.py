@@ -7,7 +7,6 @@ model's input side and normalised on the fly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

@@ -32,10 +32,6 @@ class Family:
     n_prefix: Callable[[object], int] = lambda config: 0
 
     @property
-    def has_first(self) -> bool:
-        return self.layout in ("tokens", "vit")
-
-    @property
     def spatial_dims(self) -> int:
         return 1 if self.layout == "tokens" else 2
 

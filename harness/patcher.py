@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 from typing import Optional
 
-import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput

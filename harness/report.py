@@ -84,12 +84,17 @@ the metric for regression; win rate is the share of seeds where the head beat na
 """
 
 
-def write_report(out_dir: Path, tasks: Iterable = (), title: str = "") -> pd.DataFrame:
-    """Write ``deltas.csv`` and ``summary.md`` into ``out_dir``; return the table."""
+def write_report(out_dir: Path, tasks: Iterable = (), command: str = "") -> pd.DataFrame:
+    """Write ``deltas.csv`` and ``summary.md`` into ``out_dir``; return the table.
+
+    The table covers every run in ``runs.csv``, whichever commands wrote them; ``command`` (the one
+    writing the report now) is named under the title, as the last writer, not as the source of all rows.
+    """
     out_dir = Path(out_dir)
     table = delta_frame(out_dir, list(tasks))
     _write_atomic(out_dir / "deltas.csv", table.to_csv(index=False))
-    _write_atomic(out_dir / "summary.md", f"# {title or 'sla-bench results'}\n\n" + markdown(table) + EXPLAIN)
+    head = f"# sla-bench results: {out_dir}\n\n" + (f"Last written by `{command}`.\n\n" if command else "")
+    _write_atomic(out_dir / "summary.md", head + markdown(table) + EXPLAIN)
     return table
 
 

@@ -426,11 +426,6 @@ class ResultsStore:
         wanted = {"ok", "failed"} if include_failed else {"ok"}
         return {r["run_id"] for r in self.rows() if r["status"] in wanted}
 
-    def cleanup(self) -> None:
-        """Remove temp files left behind by killed writers (takes the lock)."""
-        with self._lock():
-            _remove_stale_temps(self.path)
-
 
 def merge_results(sources: Iterable[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> int:
     """Merge several runs.csv files into ``dest``; returns the number of rows written.

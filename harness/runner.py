@@ -26,7 +26,7 @@ from .features import ProbeModel, probe_rows
 from .heads import HeadSpec
 from .models import LoadedModel, load_model, model_modality
 from .patcher import head_parameters, patch
-from .train import NonFiniteLoss, TrainConfig, fit
+from .train import NonFiniteLoss, TrainConfig, backbone_lr, fit
 
 
 @dataclass
@@ -116,16 +116,20 @@ def versions() -> dict:
             "accelerate": accelerate.__version__}
 
 
+CODE_FILES = ("*.py", "pyproject.toml", "constraints.txt")  # what a run executes; results and docs are not
+
+
 @functools.lru_cache(maxsize=None)
-def git_sha() -> str:
-    """The code's commit (``-dirty`` with local changes), read once: the code a process runs is the
-    code it started with."""
+def git_sha(root: Optional[Path] = None) -> str:
+    """The code's commit, ``-dirty`` when a tracked code file (``CODE_FILES``) has local changes, read
+    once: the code a process runs is the code it started with. A study writing its own tracked
+    ``results/`` files does not make the code dirty."""
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_FILES],
+                               cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("-dirty" if sha and dirty else "")
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -202,7 +206,7 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
         torch.manual_seed(cell.seed)  # head init
         model = patch(model, cell.head)
         row.update(params_total=sum(p.numel() for p in model.parameters()), params_head=head_parameters(model))
-        lr = config.train.lr if config.train.lr is not None else 5e-5 if prepared.loaded.pretrained else 1e-3
+        lr = backbone_lr(config.train.lr, prepared.loaded.pretrained)
         train = TrainConfig(**{**asdict(config.train), "lr": lr, "freeze_backbone": probe})
         row["config"] = {**row["config"], "lr": lr}
         row["flops_per_sample"] = forward_flops(model, prepared.evals[task.primary_eval_split])

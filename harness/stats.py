@@ -5,7 +5,8 @@ What each number means, and what it assumes
 
 Per-run score
     ``score`` in runs.csv is the task metric of one trained model (one
-    (task, model, mode, head, head_options, seed) cell) on the full eval set.
+    (task, model, mode, head, head_options, seed) cell) on its eval set (all of it, or the fixed
+    ``--max-eval-samples`` subset that every cell of the grid shares).
 
 ``n_seeds, mean, std, median`` (per group)
     Over the seeds of one group, computed on the per-run scores.  ``std`` uses
@@ -82,6 +83,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from .results import _finished_key, canonical_json
+
 __all__ = [
     "bootstrap_ci",
     "mcnemar",
@@ -96,7 +99,9 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------
-# batched metrics (work on the last axis; 1-D input -> scalar)
+# batched metrics (work on the last axis; 1-D input -> scalar). Vectorised on purpose: a
+# bootstrap scores thousands of resamples in one call. tasks.metrics holds the per-run
+# definitions (sklearn/scipy); tests/test_stats.py checks that the two agree.
 # --------------------------------------------------------------------------
 
 
@@ -368,22 +373,13 @@ def _canonical_options(value: Any) -> str:
             obj = json.loads(text)
         except ValueError:
             return text
-    if obj in (None, {}, []):
-        return ""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "" if obj in (None, {}, []) else canonical_json(obj)
 
 
 def _finished_sort_key(value: Any) -> float:
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-    if not text:
-        return -math.inf
-    try:
-        ts = pd.Timestamp(text)
-        if ts.tzinfo is None:
-            ts = ts.tz_localize("UTC")
-        return float(ts.timestamp())
-    except (ValueError, TypeError):
-        return -math.inf
+    known, timestamp, _ = _finished_key(text)
+    return timestamp if known else -math.inf
 
 
 def _prepare(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:

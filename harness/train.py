@@ -4,8 +4,9 @@ A plain accelerate loop rather than ``transformers.Trainer``: the whole recipe f
 screen, it adds nothing to the bare forward/backward/step (the overhead benchmark checks that),
 and ``accelerate launch`` runs it data-parallel unchanged. The recipe:
 
-- AdamW; two learning rates: ``lr`` for the backbone (``model.base_model``), ``head_lr`` for
-  everything else (the pooling head and classifier, for ``native`` as for the patched heads);
+- AdamW; two learning rates: ``lr`` for the backbone (``model.base_model``, which holds a native
+  pretrained pooler such as BERT's), ``head_lr`` for everything else (a patched head and its classifier;
+  for ``native``, the classifier);
   linear warm-up over ``warmup_ratio`` of the steps, then linear decay; gradient clipping.
 - Seeding: the caller builds the model under ``seed``; here the data order comes from a
   generator seeded with ``seed`` (every head sees the same batches), and the global RNG is
@@ -35,7 +36,7 @@ class TrainConfig:
     max_steps: Optional[int] = None  # overrides epochs
     batch_size: int = 32
     eval_batch_size: int = 128
-    lr: Optional[float] = None  # backbone; None: the model's default (5e-5 pretrained, 1e-3 from scratch)
+    lr: Optional[float] = None  # backbone; None: backbone_lr's default for a pretrained model
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -61,7 +62,13 @@ class TrainResult:
     labels: dict = field(default_factory=dict)  # eval split -> (N,) labels
 
 
-DEFAULT_LR = 5e-5  # the backbone's rate when none is given (the runner picks 1e-3 for from-scratch models)
+PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
+
+
+def backbone_lr(lr: Optional[float], pretrained: bool = True) -> float:
+    """The backbone's learning rate: ``lr`` when given, else 5e-5 for pretrained weights (fine-tuning)
+    and 1e-3 for a backbone trained from scratch with its head."""
+    return lr if lr is not None else PRETRAINED_LR if pretrained else SCRATCH_LR
 
 
 def adamw(groups) -> torch.optim.Optimizer:
@@ -74,7 +81,7 @@ def adamw(groups) -> torch.optim.Optimizer:
 
 def param_groups(model, config: TrainConfig) -> list[dict]:
     backbone = {id(p) for p in model.base_model.parameters()}
-    lr = DEFAULT_LR if config.lr is None else config.lr
+    lr = backbone_lr(config.lr)
     groups = {"backbone": ([], lr), "head": ([], config.head_lr)}
     for p in model.parameters():
         if not p.requires_grad:

@@ -1,8 +1,9 @@
-"""Benchmark tasks: GLUE, CIFAR, two offline toy tasks, and user task files.
+"""Benchmark tasks: GLUE, CIFAR, generated offline tasks (``toy-sentiment``, ``digits``, ``pointer-1..4``),
+and user task files.
 
 >>> from tasks import get_task
 >>> task = get_task("sst2")
->>> data = task.load(data_dir="/work/shared/data")    # DatasetDict: train, validation
+>>> data = task.load(data_dir="../shared/data")    # DatasetDict: train, validation
 >>> task.compute_metrics([1, 0, 1], [1, 1, 1])["accuracy"]
 
 See tasks/README.md for adding a task in one file (``--task-file my_task.py``).

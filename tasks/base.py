@@ -331,9 +331,11 @@ class Task:
             arr = col(c)
             if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
                     or pa.types.is_string_view(arr.type)):
-                raise self._fail(split, f"text column '{c}' has type {arr.type}, expected strings.")
+                raise self._fail(split, f"text column '{c}' has type {arr.type}, expected strings: "
+                                          f"convert it to strings, or name another column in text_columns.")
             if arr.null_count:
-                raise self._fail(split, f"text column '{c}' has {arr.null_count} missing value(s).")
+                raise self._fail(split, f"text column '{c}' has {arr.null_count} missing value(s): "
+                                          f"drop those rows or fill them with ''.")
 
         if self.modality == "image":
             c = str(self.image_column)
@@ -351,15 +353,17 @@ class Task:
                     )
                 ds = ds.cast_column(c, datasets.Image())
             if col(c).null_count:
-                raise self._fail(split, f"image column '{c}' has {col(c).null_count} missing value(s).")
+                raise self._fail(split, f"image column '{c}' has {col(c).null_count} missing value(s): drop those rows.")
 
         c = self.label_column
         labels = col(c)
         if labels.null_count:
-            raise self._fail(split, f"label column '{c}' has {labels.null_count} missing value(s).")
+            raise self._fail(split, f"label column '{c}' has {labels.null_count} missing value(s): drop those "
+                                      f"rows (unlabeled splits cannot be evaluated).")
         if self.is_regression:
             if not (pa.types.is_integer(labels.type) or pa.types.is_floating(labels.type)):
-                raise self._fail(split, f"regression label column '{c}' has type {labels.type}, expected numbers.")
+                raise self._fail(split, f"regression label column '{c}' has type {labels.type}, expected numbers: "
+                                          f"convert it, or set num_labels > 1 for a classification task.")
             if not pa.types.is_float32(labels.type):
                 ds = ds.cast_column(c, datasets.Value("float32"))
             return ds
@@ -398,7 +402,8 @@ class Task:
                 raise self._fail(
                     split,
                     f"label feature is ClassLabel with {feat.num_classes} classes {feat.names[:12]}, "
-                    f"but the task has num_labels={self.num_labels}.",
+                    f"but the task has num_labels={self.num_labels}: define the task with "
+                    f"num_labels={feat.num_classes}, or remap the labels.",
                 )
             if self.label_names is not None and tuple(feat.names) != self.label_names:
                 warnings.warn(

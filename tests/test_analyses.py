@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bench_helpers import tiny_args
-from harness.analyses.drivers import heads_for, one_head_per_family, parse_range
+from harness.analyses.drivers import DEFAULT_D, heads_for, one_head_per_family, parse_range
 from harness.analyses.record import GradientRecorder, layer_gradients
 from harness.cli import main
-from harness.heads import build_head
+from harness.heads import SANConfig, SLAConfig, build_head
 
 
 def test_sweeps_expand_heads():
@@ -34,6 +34,8 @@ def test_layer_plots_take_one_head_per_family():
     chosen = one_head_per_family(runs)
     assert sorted(zip(chosen["task"], chosen["head"])) == [("a", "mhap"), ("a", "san-6"), ("a", "sla-3"),
                                                            ("b", "sla-2:d=64")]
+    # 'the default d' is one number for both families, the one the rows above were written with
+    assert SANConfig().d == SLAConfig().d == DEFAULT_D == 256
 
 
 def test_layer_gradients_are_the_layer_blocks():

@@ -118,6 +118,9 @@ def _parquet(path: Path, frame: pd.DataFrame):
     ({"--data-dir": "/no/such/dir"}, ["does not exist", "glue/<task>/<split>.parquet"]),
     ({"--shard": "2/2"}, ["0 <= i < n"]),
     ({"--tasks": "digits", "--models": "tiny-bert"}, ["image task", "tiny-vit"]),
+    ({"--lr": "0"}, ["--lr 0.0", "must be positive"]),
+    ({"--analysis": "depth", "--depths": "a-3"}, ["--depths 'a-3'", "1-8"]),
+    ({"--analysis": "width", "--width-depth": "0"}, ["--width-depth 0", "must be positive"]),
 ])
 def test_bad_arguments(tmp_path, capsys, change, words):
     out = tmp_path / "out"
@@ -143,6 +146,22 @@ def test_missing_split_missing_column_labels_out_of_range(tmp_path, capsys):
     _parquet(data / "glue/sst2/validation.parquet", good.assign(label=[0, 7]))
     _fails(capsys, base, "label", "range")
     assert not out.exists()
+
+
+def test_report_only_needs_runs_csv_not_the_data(tmp_path, capsys):
+    data = tmp_path / "data"
+    split = pd.DataFrame({"sentence": ["good fun", "bad film", "great", "awful"] * 8, "label": [1, 0, 1, 0] * 8,
+                          "idx": range(32)})
+    for name in ("train", "validation"):
+        _parquet(data / f"glue/sst2/{name}.parquet", split)
+    out = tmp_path / "out"
+    assert main(tiny_args(out, tasks="sst2", seeds=1) + ["--data-dir", str(data)]) == 0
+    (out / "deltas.csv").unlink()
+    capsys.readouterr()
+    assert main(tiny_args(out, tasks="sst2", seeds=1) + ["--report-only"]) == 0  # no --data-dir, hub offline
+    assert len(pd.read_csv(out / "deltas.csv")) == 2 and "0 run now" not in capsys.readouterr().out
+    summary = (out / "summary.md").read_text()
+    assert f"# sla-bench results: {out}" in summary and "Last written by `run_bench.py --tasks sst2" in summary
 
 
 def test_unsupported_architecture(tmp_path, capsys):

@@ -86,7 +86,6 @@ def test_sla_carries_state_and_san_does_not():
     states, mask, first = batch()
     for spec, coupled in (("sla-2:d=8", True), ("san-2:d=8", False)):
         head = build_head(spec, D)
-        before = head(states, mask, first, return_internals=True).latents[1]
         with torch.no_grad():
             head.stack.proj_v.proj.bias[:8].add_(1.0)  # layer 1's block of the fused projection
             head.stack.score[0].weight.zero_()  # uniform attention in layer 1, so z_1 is the same mean

@@ -6,7 +6,7 @@ from transformers import (BertModel, GPT2Config, GPT2ForSequenceClassification, 
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
 import harness
-from tiny_models import FAMILIES, TEXT_CONFIGS, VISION_CONFIGS, pad_more, tiny_inputs, tiny_model
+from tiny_models import FAMILIES, TEXT_CONFIGS, pad_more, tiny_inputs, tiny_model
 
 HEADS = ["cls", "mean", "attn", "san-2", "sla-2", "sla-2:kernel=3", "mhap"]
 NO_FIRST = {"swin", "convnext", "resnet"}

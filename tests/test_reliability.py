@@ -107,3 +107,28 @@ def test_data_parallel_over_two_cpu_processes_writes_each_row_once(tmp_path):
     assert (frame["epochs"] == 0.5).all() and (frame["n_eval"] == 40).all()
     pred, labels = results.load_predictions(out, frame["run_id"][0])
     assert pred.shape == (40,)  # gathered from both processes, padding dropped
+
+
+def test_git_sha_is_dirty_for_code_changes_only(tmp_path):
+    """A study that writes its tracked results/ files must not mark its own rows '-dirty'."""
+    from harness.runner import git_sha
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "model.py").write_text("x = 1\n")
+    (tmp_path / "results" / "runs.csv").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    clean = git_sha(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "runs.csv").write_text("a\n1\n")
+    git_sha.cache_clear()
+    assert git_sha(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    git_sha.cache_clear()
+    assert git_sha(tmp_path) == clean + "-dirty"
+    git_sha.cache_clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import textwrap
 
 import datasets
@@ -14,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-import tasks
 from tasks import (
     Task,
     TaskDataError,
@@ -219,6 +217,24 @@ def test_label_out_of_range(tmp_path, cache):
 
     write_glue(tmp_path, task, rows_fn=rows, features=feats)
     with pytest.raises(TaskDataError, match=r"1 value\(s\) outside \[0, 2\).*max 2"):
+        task.load(data_dir=tmp_path, cache_dir=cache)
+
+
+@pytest.mark.parametrize("column,values,dtype,fix", [
+    ("sentence", lambda n: [None] + ["x"] * (n - 1), "string", "fill them with ''"),
+    ("sentence", lambda n: list(range(n)), "int64", "convert it to strings"),
+    ("label", lambda n: [None] + [1] * (n - 1), "int64", "drop those rows"),
+])
+def test_bad_column_values_name_the_fix(tmp_path, cache, column, values, dtype, fix):
+    task = get_task("cola")
+    types = {"sentence": "string", "label": "int64", "idx": "int32", column: dtype}
+    feats = datasets.Features({name: datasets.Value(t) for name, t in types.items()})
+
+    def rows(t, n):
+        return {"sentence": ["x"] * n, "label": [0, 1] * (n // 2), "idx": list(range(n)), column: values(n)}
+
+    write_glue(tmp_path, task, rows_fn=rows, features=feats)
+    with pytest.raises(TaskDataError, match=f"column '{column}'.*{fix}"):
         task.load(data_dir=tmp_path, cache_dir=cache)
 
 

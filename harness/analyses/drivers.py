@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..heads import SANConfig
 from .record import head_family
 
 ANALYSES = ("depth", "gradients", "attention", "width")
@@ -73,15 +74,15 @@ def _records(out_dir: Path, kind: str, name: str, runs: pd.DataFrame) -> pd.Data
 
 def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """ok runs of san/sla heads, with their family, depth and width from the recorded options."""
-    frame = frame[(frame["status"] == "ok") & frame["head"].str.match(r"^(san|sla)-\d+")].copy()
+    family = frame["head"].map(lambda h: head_family(str(h)))
+    frame = frame[(frame["status"] == "ok") & family.isin(["san", "sla"])].assign(head_family=family)
     options = frame["head_options"].map(json.loads)
-    frame["head_family"] = frame["head"].map(head_family)
     frame["depth"] = options.map(lambda o: o["depth"])
     frame["d"] = options.map(lambda o: o["d"])
     return frame
 
 
-DEFAULT_D = 256  # the latent size of san-K / sla-K when none is given
+DEFAULT_D = SANConfig().d  # the latent size of san-K / sla-K when none is given (the same for both)
 
 
 def one_head_per_family(runs: pd.DataFrame) -> pd.DataFrame:

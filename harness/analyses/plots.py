@@ -1,8 +1,9 @@
 """The paper's analyses as figures: tidy frames in, a PNG and the CSV behind it out.
 
 Every function takes a pandas DataFrame (or the path of a CSV holding one) in long ("tidy") form,
-writes ``<path>.png`` and ``<path>.csv`` (plus, where a figure has two kinds of panel, a second CSV
-``<path>_<what>.csv``) and returns the written paths, PNG first. ``path`` may end in ``.png`` or not.
+writes ``<path>.png`` and ``<path>.csv`` (plus, where a figure has more to show, CSVs
+``<path>_<what>.csv`` or ``.csv.gz``, named in each function's docstring) and returns the written paths,
+PNG first. ``path`` may end in ``.png`` or not.
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state), so this
 works headless and never changes the caller's backend.
 

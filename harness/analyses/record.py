@@ -86,6 +86,8 @@ def attention_weights(model, rows, labels: dict, batch_size: int = 128, max_weig
 
 
 def head_family(label: str) -> Optional[str]:
-    """'sla-3:d=64' -> 'sla'; None for heads without stacked attention layers."""
+    """'sla-3:d=64' -> 'sla': the heads whose attention the analyses read (``attn``, ``san``, ``sla`` and
+    ``mhap``'s latent queries); None for the others (``native``, ``cls``, ``mean``). Gradients per layer
+    come from heads built on ``AttentionStack`` only (``GradientRecorder`` skips the rest)."""
     name = label.split(":")[0].split("-")[0]
     return name if name in ("attn", "san", "sla", "mhap") else None

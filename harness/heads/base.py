@@ -86,8 +86,7 @@ class PositionConv(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int = 1, spatial_dims: int = 1, bias: bool = True):
         super().__init__()
-        if kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"kernel must be a positive odd integer (1, 3, 5, ...), got {kernel}")
+        check_kernel(kernel)
         if spatial_dims not in (1, 2):
             raise ValueError(f"spatial_dims must be 1 (sequence) or 2 (grid), got {spatial_dims}")
         self.kernel, self.spatial_dims = kernel, spatial_dims
@@ -106,7 +105,8 @@ class PositionConv(nn.Module):
         if self.spatial_dims == 1:
             return self.proj(x.transpose(1, 2)).transpose(1, 2)
         if grid is None:
-            raise ValueError("a 2-D kernel needs the grid (H, W) of the positions; this input has none")
+            raise ValueError("a 2-D kernel needs the grid (H, W) of the positions, and this input has none: "
+                             "use kernel=1, or pass grid=(H, W)")
         h, w = grid
         b, n, c = x.shape
         if h * w != n:
@@ -124,8 +124,7 @@ class InitialQuery(nn.Module):
 
     def __init__(self, dim: int, source: str = "mean"):
         super().__init__()
-        if source not in QUERY_SOURCES:
-            raise ValueError(f"query must be one of {QUERY_SOURCES}, got {source!r}")
+        check_choice("query", source, QUERY_SOURCES)
         self.source = source
         self.learned = nn.Parameter(torch.randn(dim) * 0.02) if source == "learned" else None
 
@@ -158,8 +157,7 @@ class AttentionStack(nn.Module):
     def __init__(self, dim: int, depth: int, d: int, kernel: int = 1, phi: str = "tanh", spatial_dims: int = 1,
                  carry_dim: int = 0):
         super().__init__()
-        if phi not in ACTIVATIONS:
-            raise ValueError(f"phi must be one of {sorted(ACTIVATIONS)}, got {phi!r}")
+        check_choice("phi", phi, sorted(ACTIVATIONS))
         self.depth, self.d, self.phi = depth, d, ACTIVATIONS[phi]
         self.proj_v = PositionConv(dim, depth * d, kernel, spatial_dims)  # [W_v,1; ...; W_v,K]
         self.proj_q = nn.ModuleList(nn.Linear(dim, d, bias=False) for _ in range(depth))  # W_q,t
@@ -222,11 +220,15 @@ def check_positive(name: str, value: int) -> None:
         raise HeadOptionError(f"option {name}={value} must be a positive integer")
 
 
+def check_kernel(kernel: int) -> None:
+    if kernel < 1 or kernel % 2 == 0:  # odd: 'same' padding keeps every position centred
+        raise HeadOptionError(f"option kernel={kernel} must be a positive odd integer (1, 3, 5, ...)")
+
+
 def check_common(config) -> None:
     """Checks the options that attn, san and sla share: d, kernel, query (and depth, query_update)."""
     check_positive("d", config.d)
-    if config.kernel < 1 or config.kernel % 2 == 0:
-        raise HeadOptionError(f"option kernel={config.kernel} must be a positive odd integer (1, 3, 5, ...)")
+    check_kernel(config.kernel)
     check_choice("query", config.query, QUERY_SOURCES)
     if hasattr(config, "depth"):
         check_positive("depth (the K in san-K / sla-K)", config.depth)

@@ -7,10 +7,9 @@ one without editing this file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .attention import AttentionPool, AttnConfig
 from .base import HeadOptionError, PoolingHead
@@ -78,9 +77,6 @@ class HeadSpec:
         defaults = dataclasses.asdict(info.config_cls())
         changed = [f"{k}={_fmt(v)}" for k, v in sorted(opts.items()) if defaults.get(k) != v]
         return label + (":" + ",".join(changed) if changed else "")
-
-    def options_json(self) -> str:
-        return json.dumps(self.options, sort_keys=True)
 
     def config(self):
         return _HEADS[self.name].config_cls(**self.options)
