@@ -13,6 +13,8 @@ python run_bench.py $COMMON --tasks sst2 --heads san-4,sla-4 --seeds 5 --analysi
 # Width: san-3 and sla-3 at d = 32..512 on SST-2.
 python run_bench.py $COMMON --tasks sst2 --heads san-3 --seeds 5 --analysis width --widths 32,64,128,256,512 \
     --width-depth 3 --out results/paper-analyses/width-probe
+# One row per run_id (idempotent): '--heads san-3' and the sweep's 'san-3:d=256' name one head.
+python run_bench.py merge results/paper-analyses/width-probe/runs.csv --out results/paper-analyses/width-probe
 # The controlled task: pointer-1..4 (3 chains of H one-token cells) on embed-bert (no transformer layer, trained from
 # scratch with the head), depth K = 1..6, 5 seeds, 3000 steps, two shards side by side. Seeds 0-2 first, then 3-4, so
 # that a stopped study leaves whole seeds of every task. (Runs of an earlier launch with --depths 1-8, seed 0 of
@@ -28,6 +30,7 @@ python run_bench.py $PTR --seeds 5 --report-only
 WID="--tasks pointer-1 --models embed-bert --heads san-2 --seeds 5 --max-steps 3000 --max-eval-samples 1000 --precision no \
     --analysis width --widths 32,64,128,256,512 --width-depth 2 --out results/paper-analyses/pointer-width"
 OMP_NUM_THREADS=1 python run_bench.py $WID --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $WID --shard 1/2; wait
+python run_bench.py merge results/paper-analyses/pointer-width/runs.csv --out results/paper-analyses/pointer-width
 python run_bench.py $WID --report-only
 # Budget check on two hops: san-2 and sla-2 on pointer-2 at 20,000 steps (6.7x the sweep's), one seed, with the final
 # training loss in each row's metrics: does a longer run learn the hops, or memorise the 20,000 training lines?
