@@ -398,13 +398,13 @@ def plot_attention(
             ax.set_xticks(sorted(etable.loc[etable["task"] == task, "layer"].unique()))
             ax.set_xlabel("attention layer (1 = nearest the input)")
             ax.set_ylabel("mean attention entropy (nats)")
-            title = f"entropy per layer ({100 * level:g}% t-CI over examples)"
+            title = f"entropy per layer ({100 * level:g}% t-CI)"
             ax.set_title(f"{task}: {title}" if len(tasks) > 1 else title, fontsize=10)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     caption = ("attention weights on real (non-padding) positions, sampled from the evaluation set; "
                "y = fraction of that head's sampled weights per bin of width "
-               f"{1 / bins:g}" + ("; last panel: entropy -sum a log a per example" if frame_entropy is not None
-                                 else ""))
+               f"{1 / bins:g}" + ("; last panel: entropy -sum a log a per example, mean with its Student-t CI "
+                                  "over examples" if frame_entropy is not None else ""))
     _finish(fig, "Attention weights per layer", caption, png)
     return written

@@ -16,11 +16,11 @@ python run_bench.py $COMMON --tasks sst2 --heads san-3 --seeds 5 --analysis widt
 # One row per run_id (idempotent): '--heads san-3' and the sweep's 'san-3:d=256' name one head.
 python run_bench.py merge results/paper-analyses/width-probe/runs.csv --out results/paper-analyses/width-probe
 # The controlled task: pointer-1..4 (3 chains of H one-token cells) on embed-bert (no transformer layer, trained from
-# scratch with the head), depth K = 1..6, 5 seeds, 3000 steps, two shards side by side. Seeds 0-2 first, then 3-4, so
-# that a stopped study leaves whole seeds of every task. (Runs of an earlier launch with --depths 1-8, seed 0 of
-# pointer-1 at K = 7, 8, stay in runs.csv; this study's plots hold K = 1..6 only.)
+# scratch with the head), depth K = 1..8, 5 seeds, 3000 steps, two shards side by side. Seeds 0-2 first, then 3-4, so
+# that a stopped study leaves whole seeds of every task. The folder was filled in two passes of this loop, first with
+# --depths 1-6 and then with --depths 1-8; a pass skips the cells already in runs.csv, so one pass gives the same rows.
 PTR="--tasks pointer-1,pointer-2,pointer-3,pointer-4 --models embed-bert --heads san-1 --max-steps 3000 \
-    --max-eval-samples 1000 --precision no --analysis depth,gradients,attention --depths 1-6 \
+    --max-eval-samples 1000 --precision no --analysis depth,gradients,attention --depths 1-8 \
     --out results/paper-analyses/pointer-depth"
 for S in 3 5; do
     OMP_NUM_THREADS=1 python run_bench.py $PTR --seeds $S --shard 0/2 & OMP_NUM_THREADS=1 python run_bench.py $PTR --seeds $S --shard 1/2; wait
