@@ -46,7 +46,7 @@ def test_header_and_settings(results):
     assert env["precision"] == "no"
     head = results["markdown"].splitlines()[:6]
     assert any("device: **cpu**" in line for line in head) and any("precision: **no**" in line for line in head)
-    json.dumps(results, default=str)  # what --out writes
+    assert json.loads(json.dumps(results, default=str))["environment"]["torch"] == torch.__version__  # --out's JSON
 
 
 def test_overhead_section(results):
@@ -59,7 +59,7 @@ def test_overhead_section(results):
     assert positive(r["ratio"]["median"])
     assert r["ratio"]["median"] == pytest.approx(r["samples_per_s"]["harness"]["median"]
                                                  / r["samples_per_s"]["bare"]["median"])
-    assert r["target"] == 0.97 and isinstance(r["meets_target"], bool)
+    assert r["target"] == 0.97 and r["meets_target"] == (r["ratio"]["median"] >= 0.97)
     assert "harness/bare" in results["markdown"]
 
 
@@ -87,7 +87,8 @@ def test_heads_section(results, kind):
         assert positive(row["step_ms"]["median"]) and positive(row["step_ratio"]["median"])
         assert positive(row["flops_per_sample"]) and positive(row["head_params"])
         assert math.isfinite(row["extra_step"])
-    assert rows["native"]["extra_step"] == 0 and rows["native"]["extra_params"] == 0
+    assert rows["sla-3"]["extra_params"] == rows["sla-3"]["total_params"] - rows["native"]["total_params"] > 0
+    assert rows["sla-3"]["extra_step"] == pytest.approx(rows["sla-3"]["step_ratio"]["median"] - 1.0)
     assert rows["sla-3"]["flops_per_sample"] > rows["native"]["flops_per_sample"]
     assert rows["sla-3"]["extra_flops_per_sample"] > 0
     assert rows["sla-3"]["head_params"] > rows["native"]["head_params"]
@@ -115,14 +116,23 @@ def test_interleave_alternates_and_ratios_pair_rounds():
     assert ratio["values"] == [2.0, 2.0, 3.0] and ratio["median"] == 2.0
 
 
-def test_step_window_times_exactly_the_requested_iterations():
+def test_step_window_times_exactly_the_requested_iterations(monkeypatch):
     window = speed.StepWindow(torch.device("cpu"), first=2, count=3)
+    clock = iter(range(100, 200))  # a clock that reads 100, 101, ... at each tick
+    ticks = []
+
+    def perf_counter():
+        ticks.append(window.iteration)
+        return float(next(clock))
+
+    monkeypatch.setattr(speed.time, "perf_counter", perf_counter)
     for _ in range(5):
         window.tick()
     with pytest.raises(RuntimeError, match="needs 6"):
         window.seconds
     window.tick()
-    assert window.seconds >= 0
+    assert ticks == [2, 5]  # read at the start of iteration 2 and of iteration 5: iterations 2, 3, 4
+    assert window.seconds == 1.0  # two clock reads, one apart
 
 
 def test_arguments():

@@ -29,8 +29,11 @@ def test_every_head_forward_backward(family):
         out.loss.backward()
         assert all(p.grad is not None for p in model.head.parameters()), head
         assert model.classifier.weight.grad.abs().sum() > 0
-        assert harness.head_parameters(model) == sum(
-            p.numel() for m in (model.head, model.classifier) for p in m.parameters())
+        # fine-tuning: the loss reaches the backbone's input embeddings through the head
+        embed = [q.grad.abs().sum() for n, q in model.backbone.named_parameters() if "embed" in n and q.grad is not None]
+        assert embed and sum(embed) > 0, (family, head)
+        total = sum(q.numel() for q in model.parameters())
+        assert harness.head_parameters(model) == total - sum(q.numel() for q in model.backbone.parameters()) > 0
 
 
 @pytest.mark.parametrize("family", list(TEXT_CONFIGS))
@@ -141,6 +144,7 @@ def test_two_trainer_steps(tmp_path, family):
     model = harness.patch(tiny_model(family), "sla-2:d=8")
     before = model.classifier.weight.detach().clone()
     head_before = [p.detach().clone() for p in model.head.parameters()]
+    backbone_before = [p.detach().clone() for p in model.backbone.parameters()]
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2,
                              report_to=[], save_strategy="no", use_cpu=True, logging_steps=1, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=_Rows(family))
@@ -148,6 +152,7 @@ def test_two_trainer_steps(tmp_path, family):
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
     assert not torch.equal(model.classifier.weight, before)
     assert any(not torch.equal(p, q) for p, q in zip(model.head.parameters(), head_before))
+    assert any(not torch.equal(p, q) for p, q in zip(model.backbone.parameters(), backbone_before))  # fine-tuned
 
 
 def test_unsupported_architecture_names_the_supported_ones():

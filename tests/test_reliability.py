@@ -38,6 +38,7 @@ def test_kill_minus_nine_at_random_moments_then_resume(tmp_path):
     args = tiny_args(out, heads="native,mean,sla-2:d=16", seeds=6)  # 18 cells: long enough to interrupt
     rng = random.Random(1234)
     kills = attempts = 0
+    counts = []  # rows in runs.csv after each kill
     while kills < 10 and attempts < 40:  # until 10 kills have landed, wherever the grid is
         attempts += 1
         proc = _start(args)
@@ -49,7 +50,10 @@ def test_kill_minus_nine_at_random_moments_then_resume(tmp_path):
         if (out / "runs.csv").exists():
             rows = _check_file(out / "runs.csv")  # parses, whole rows only, after every kill
             assert len({r["run_id"] for r in rows}) == len(rows)
+            assert len(rows) >= (counts[-1] if counts else 0)  # nothing written is lost
+            counts.append(len(rows))
     assert kills >= 10
+    assert any(0 < n < 18 for n in counts), counts  # some kill landed mid-grid, with rows before and after
     proc = _start(args)
     assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
     rows = _check_file(out / "runs.csv")

@@ -223,15 +223,21 @@ def test_kill_9_leaves_complete_file(tmp_path):
     path = str(tmp_path / "runs.csv")
     ResultsStore(path).append(_row("first"))
     ctx = _ctx()
-    for delay in (0.05, 0.13, 0.21):
+    count = 1
+    for delay in (0.0, 0.013, 0.021):
         proc = ctx.Process(target=_append_forever, args=(path,))
         proc.start()
+        deadline = time.monotonic() + 60
+        while len(ResultsStore(path).rows()) <= count and time.monotonic() < deadline:
+            time.sleep(0.005)  # kill only once the writer is appending (a spawned child takes a while to start)
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
         rows = ResultsStore(path).rows()  # parses completely, right header/schema
+        assert len(rows) > count  # the kill hit a writer that had appended, and nothing before it was lost
         assert rows[0]["run_id"] == "first"
         assert all(r["error"] == "x" * 200 for r in rows[1:])
+        count = len(rows)
     store = ResultsStore(path)
     before = len(store.rows())
     store.append(_row("after"))  # lock was released by the kill; temps get cleaned
