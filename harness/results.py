@@ -309,7 +309,7 @@ def _schema_message(path: str, found: str) -> str:
     )
 
 
-def _finished_key(value: str) -> tuple[int, float, str]:
+def finished_key(value: str) -> tuple[int, float, str]:
     """Sort key for ``finished_at``: empty < anything; ISO-8601 compared as instants."""
     if not value:
         return (0, 0.0, "")
@@ -323,7 +323,7 @@ def _finished_key(value: str) -> tuple[int, float, str]:
 
 
 def _preference(row: Mapping[str, str]) -> tuple:
-    return (1 if row.get("status") == "ok" else 0, _finished_key(row.get("finished_at", "")))
+    return (1 if row.get("status") == "ok" else 0, finished_key(row.get("finished_at", "")))
 
 
 def latest_rows(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:

@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from .results import _finished_key, canonical_json
+from .results import finished_key, canonical_json
 
 __all__ = [
     "bootstrap_ci",
@@ -378,7 +378,7 @@ def _canonical_options(value: Any) -> str:
 
 def _finished_sort_key(value: Any) -> float:
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-    known, timestamp, _ = _finished_key(text)
+    known, timestamp, _ = finished_key(text)
     return timestamp if known else -math.inf
 
 

@@ -72,10 +72,16 @@ def _records(out_dir: Path, kind: str, name: str, runs: pd.DataFrame) -> pd.Data
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _ok_with_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """ok runs of the heads the analyses read (``head_family`` not None), with that family as a column."""
+    family = frame["head"].map(lambda h: head_family(str(h)))
+    return frame[(frame["status"] == "ok") & family.notna()].assign(head_family=family)
+
+
 def _stack_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """ok runs of san/sla heads, with their family, depth and width from the recorded options."""
-    family = frame["head"].map(lambda h: head_family(str(h)))
-    frame = frame[(frame["status"] == "ok") & family.isin(["san", "sla"])].assign(head_family=family)
+    frame = _ok_with_family(frame)
+    frame = frame[frame["head_family"].isin(["san", "sla"])].copy()
     options = frame["head_options"].map(json.loads)
     frame["depth"] = options.map(lambda o: o["depth"])
     frame["d"] = options.map(lambda o: o["d"])
@@ -93,14 +99,12 @@ def one_head_per_family(runs: pd.DataFrame) -> pd.DataFrame:
     the one at the default d (when run), then the deepest, then the widest: in a depth sweep san-K and
     sla-K at the largest K.
     """
-    family = runs["head"].map(lambda h: head_family(str(h)))
-    keep = (runs["status"] == "ok") & family.notna()
-    ok = runs[keep]
+    ok = _ok_with_family(runs)
     if ok.empty:
         return ok
     options = ok["head_options"].map(json.loads)
     order = pd.DataFrame({
-        "task": ok["task"], "family": family[keep], "head": ok["head"],
+        "task": ok["task"], "family": ok["head_family"], "head": ok["head"],
         "default_d": options.map(lambda o: o.get("d") == DEFAULT_D), "depth": options.map(lambda o: o.get("depth", 1)),
         "d": options.map(lambda o: o.get("d") or 0),
     })
