@@ -8,12 +8,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
+import math
 import os
 import sys
 from pathlib import Path
 
 DEFAULTS = dict(tasks="toy-sentiment,digits", models="tiny-bert,tiny-vit", heads="native,sla-2", seeds=2)
 EXIT_USAGE = 2
+EXIT_WRITE = 3  # the study stopped on an error writing its results (disk full, read-only): rows written stay
+log = logging.getLogger(__name__)
 
 
 class UsageError(ValueError):
@@ -35,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--heads", default=DEFAULTS["heads"], help="comma-separated head specs, e.g. native,san-3,sla-3:d=128")
     g.add_argument("--seeds", type=int, default=DEFAULTS["seeds"], help="number of seeds (0..N-1)")
     g.add_argument("--out", default="results/default", help="output directory (runs.csv, deltas.csv, summary.md)")
-    g.add_argument("--data-dir", default=None, help="local data in the HF parquet layout (DIR/glue/<task>/<split>.parquet)")
+    g.add_argument("--data-dir", default=None, help="local parquet data: DIR/<local_subdir>/<split>.parquet, e.g. DIR/glue/sst2/train.parquet")
     g.add_argument("--task-file", action="append", default=[], help="a .py file or module that registers tasks (repeatable)")
     g.add_argument("--mode", choices=["finetune", "probe"], default="finetune",
                    help="probe: frozen backbone, computed once and cached; only the head and classifier train")
@@ -51,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument("--lr", type=float, default=None, help="backbone learning rate (default 5e-5 pretrained, 1e-3 from scratch)")
     b.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head and classifier")
+    b.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay of weight matrices (not biases, norms)")
+    b.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps with a linear warm-up, in [0, 1)")
     b.add_argument("--max-length", type=int, default=128, help="text truncation length (padding is per batch)")
     b.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="autocast (bf16 helps on CPUs too)")
     b.add_argument("--compile", action="store_true", help="torch.compile each model (pays off on long GPU runs)")
@@ -61,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--width-depth", type=int, default=3, help="the K of the width sweep")
     p.add_argument("--list", action="store_true", help="list tasks, heads and named models, then exit")
     p.add_argument("--report-only", action="store_true", help="rewrite deltas.csv and summary.md from runs.csv")
+    p.add_argument("--baseline", default="native",
+                   help="head(s) the delta table compares against, comma-separated (e.g. native,mean); no retraining")
     return p
 
 
@@ -90,12 +99,20 @@ def validate(args):
     for name in ("epochs", "batch_size", "max_length", "max_steps", "max_train_samples", "max_eval_samples",
                  "lr", "head_lr", "width_depth"):
         value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} {value}: must be positive")
+        if value is not None and not (math.isfinite(value) and value > 0):  # nan <= 0 is False: test finiteness
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be positive and finite")
+    for name, value, low, high in (("weight-decay", args.weight_decay, 0.0, math.inf),
+                                   ("warmup-ratio", args.warmup_ratio, 0.0, 1.0)):
+        if not (math.isfinite(value) and low <= value and (value < high or high == math.inf)):
+            raise UsageError(f"--{name} {value}: must be a finite number in [{low:g}, {high:g})")
+    baselines = [parse_head_spec(b).label for b in _csv(args.baseline)]
+    if not baselines:
+        raise UsageError("--baseline needs a head, e.g. native or mean")
     shard = parse_shard(args.shard)
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir!r} does not exist; it should hold DIR/glue/<task>/<split>.parquet "
-                         "and DIR/cifar10/<split>.parquet (or leave it out to load from the HF Hub)")
+                         "and DIR/cifar10/<split>.parquet, or DIR/<local_subdir>/<split>.parquet for a task "
+                         "of your own (or leave it out to load from the HF Hub)")
     load_task_plugins(args.task_file)
     tasks = [get_task(name) for name in _csv(args.tasks)]
     analyses = _csv(args.analysis)
@@ -124,19 +141,97 @@ def validate(args):
             raise UsageError(f"task {task.name!r} is a {task.modality} task but no {task.modality} model was given; "
                              f"add one to --models (e.g. {', '.join(kind)})")
     out = Path(args.out)
-    ResultsStore(out / "runs.csv")  # an unreadable, foreign or incompatible results file fails here
+    check_output_folder(out, "--out")
+    try:
+        ResultsStore(out / "runs.csv")  # an unreadable, foreign or incompatible results file fails here
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot read {out / 'runs.csv'} ({_reason(error)}); fix its permissions "
+                         "or use another --out") from None
     train = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                        head_lr=args.head_lr, compile=args.compile)
+                        head_lr=args.head_lr, weight_decay=args.weight_decay,
+                        warmup_ratio=args.warmup_ratio, compile=args.compile)
     config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
                         train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
                         max_eval_samples=args.max_eval_samples, max_length=args.max_length,
                         precision=args.precision, mode=args.mode, force=args.force, shard=shard,
-                        analyses=tuple(analyses))
+                        analyses=tuple(analyses), baselines=tuple(baselines))
     if args.cache_dir:
         config.cache_dir = Path(args.cache_dir)
+    if args.mode == "probe" and not args.report_only:
+        check_output_folder(Path(config.cache_dir), "--cache-dir")
     # missing data / columns / labels fail here; a report is rewritten from runs.csv alone, without the data
     splits = {} if args.report_only else {task.name: load_splits(task, config) for task in tasks}
+    if not args.report_only:
+        check_disk_room(config, splits)
     return config, splits
+
+
+def _reason(error: OSError) -> str:
+    return f"{error.strerror or error}" + (f" [{errno.errorcode.get(error.errno, error.errno)}]" if error.errno else "")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_folder(folder: Path, flag: str) -> None:
+    """``folder`` is a folder, or can be made, and files can be created, written and locked in it: a
+    real write probe (a temporary file created, written, fsynced and removed), which also fails where
+    permission bits do not (root on a read-only mount or an immutable folder). Nothing is left behind."""
+    from . import fileio
+
+    fix = f"choose another {flag}, or make it writable"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: is a file, not a folder; give a folder ({flag} names the folder "
+                         "the tool writes into), or move the file away")
+    base = _existing_ancestor(folder)
+    if not base.is_dir():
+        raise UsageError(f"{flag} {folder}: cannot be made, {base} is a file; {fix}")
+    targets = [base] + [p for p in (folder / "predictions",) if p.is_dir()]
+    try:
+        for target in targets:
+            fileio.probe_writable(target)
+        for name in ("runs.csv.lock", "runs.csv.claims"):  # opened for writing by every worker
+            if (folder / name).exists():
+                os.close(os.open(folder / name, os.O_RDWR))
+    except OSError as error:
+        where = "" if base == folder.absolute() else f" (its nearest existing folder {base} is not writable)"
+        raise UsageError(f"{flag} {folder}: cannot write there{where}: {_reason(error)}; {fix} "
+                         f"(e.g. chmod u+w, or a folder on a writable disk)") from None
+
+
+#: Rough bytes a run leaves on disk besides its predictions (its row, twice while runs.csv is rewritten).
+ROW_BYTES = 8192
+
+
+def check_disk_room(config, splits: dict) -> None:
+    """The disk of ``--out`` has room for every run's predictions and rows (a rough estimate: 16 bytes
+    per evaluation example, :data:`ROW_BYTES` per run, twice the current runs.csv, 1 MiB spare)."""
+    import shutil
+
+    from .runner import cells
+
+    grid = cells(config)
+    n_eval = {t.name: len(splits[t.name][t.primary_eval_split]) for t in config.tasks if t.name in splits}
+    runs = config.out_dir / "runs.csv"
+    current = runs.stat().st_size if runs.exists() else 0
+    need = sum(16 * n_eval.get(c.task.name, 0) + ROW_BYTES for c in grid) + 2 * current + (1 << 20)
+    free = shutil.disk_usage(_existing_ancestor(config.out_dir)).free
+    if free < need:
+        raise UsageError(f"--out {config.out_dir}: its disk has {_size(free)} free; the study needs about "
+                         f"{_size(need)} (predictions and rows of {len(grid)} runs); free some space or choose "
+                         "another --out")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def _check_patchable(model: str, named: dict) -> None:
@@ -160,16 +255,17 @@ def _user_errors():
             ResultsFileError, UnsupportedArchitectureError)
 
 
-def list_everything() -> None:
-    from tasks import available_tasks, get_task
+def list_everything(task_files=()) -> None:
+    from tasks import available_tasks, get_task, load_task_plugins
 
     from .heads import available_heads
     from .models import ALIASES, NAMED_CONFIGS
 
+    added = set(load_task_plugins(task_files))  # the user's --task-file tasks are listed too
     print("tasks:")
     for name in available_tasks():
         t = get_task(name)
-        print(f"  {name:16s} {t.modality:5s} {t.metric}")
+        print(f"  {name:16s} {t.modality:5s} {t.metric}" + ("  (from --task-file)" if name in added else ""))
     print("heads:", ", ".join(available_heads()), "(options: see docs/heads.md)")
     print("models (named configs, trained from scratch):")
     for name, (modality, _, text) in NAMED_CONFIGS.items():
@@ -232,7 +328,7 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         _quiet()
         if args.list:
-            list_everything()
+            list_everything(args.task_file)
             return 0
         config, splits = validate(args)
     except _user_errors() as error:
@@ -258,7 +354,8 @@ def main(argv=None) -> int:
             print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
                   f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {config.out_dir}/runs.csv")
     if accelerator.is_main_process:
-        table = write_report(config.out_dir, _report_tasks(config), command="run_bench.py " + " ".join(argv))
+        table = write_report(config.out_dir, _report_tasks(config), command="run_bench.py " + " ".join(argv),
+                             baselines=config.baselines)
         print(markdown(table))
         print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
         if config.analyses:

@@ -47,6 +47,7 @@ class GridConfig:
     shard: tuple[int, int] = (0, 1)  # (i, n): this process runs cells i, i+n, i+2n, ...
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())  # probe-mode backbone features
     analyses: tuple = ()  # recorders to attach: "gradients", "attention" (see analyses.drivers)
+    baselines: tuple = ("native",)  # heads the report's deltas are taken against (no effect on training)
 
 
 def default_cache_dir() -> Path:
