@@ -189,7 +189,7 @@ def check_output_folder(folder: Path, flag: str) -> None:
                          "the tool writes into), or move the file away")
     base = _existing_ancestor(folder)
     if not base.is_dir():
-        raise UsageError(f"{flag} {folder}: cannot be made, {base} is a file; {fix}")
+        raise UsageError(f"{flag} {folder}: cannot be made, {base} is a file; choose another {flag}")
     targets = [base] + [p for p in (folder / "predictions",) if p.is_dir()]
     try:
         for target in targets:
@@ -334,7 +334,49 @@ def main(argv=None) -> int:
     except _user_errors() as error:
         print(f"run_bench.py: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from .fileio import is_write_error
 
+    _log_to_stderr()
+    try:
+        return _run(args, argv, config, splits)
+    except OSError as error:  # disk full, a folder made read-only mid-study: stop cleanly, rows stay
+        if not is_write_error(error):
+            raise
+        return _stopped(config, error)
+
+
+def _stopped(config, error: OSError) -> int:
+    from .results import ResultsStore
+
+    try:
+        kept = f"the {len(ResultsStore(config.out_dir / 'runs.csv').rows())} rows already in runs.csv are intact"
+    except (OSError, ValueError):
+        kept = "runs.csv was not changed by the failed write"
+    log.error("the study stopped: writing under %s failed: %s (%s). The run being written was not recorded; %s. "
+              "Free some space (or fix the permissions), then rerun the same command: it resumes with the runs "
+              "that are missing.", config.out_dir, _reason(error), getattr(error, "filename", None) or "", kept)
+    return EXIT_WRITE
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (which tests and notebooks replace), not the one at setup."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """The tool's own messages (``harness.*`` loggers) go to stderr, once per process."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("run_bench.py: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _run(args, argv, config, splits) -> int:
     from accelerate import Accelerator
 
     from .report import markdown, write_report

@@ -37,13 +37,11 @@ pick one row per run_id with the same rule as :func:`merge_results` (an
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import io
 import json
 import math
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -51,6 +49,8 @@ from typing import Any, Iterable, Mapping
 import filelock
 import numpy as np
 import pandas as pd
+
+from . import fileio
 
 __all__ = [
     "SCHEMA",
@@ -194,59 +194,24 @@ def _to_cell(column: str, value: Any) -> str:
     return str(value)
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_prefix(path: str) -> str:
-    return f".{os.path.basename(path)}.tmp-"
+_fsync_dir = fileio.fsync_dir
+_temp_prefix = fileio.temp_prefix
+_remove_stale_temps = fileio.remove_stale_temps
 
 
 def _atomic_write_rows(path: str, rows: Iterable[Mapping[str, str]]) -> None:
-    """Write header + rows to a temp file next to ``path`` and replace it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
-    try:
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, **_DIALECT)
-            writer.writerow(COLUMNS)
-            for row in rows:
-                writer.writerow([row.get(c, "") for c in COLUMNS])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
+    """Write header + rows to a temp file next to ``path`` and replace it (:func:`fileio.atomic_write`)."""
 
+    def write(fh) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        writer = csv.writer(text, **_DIALECT)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([row.get(c, "") for c in COLUMNS])
+        text.flush()
+        text.detach()
 
-def _remove_stale_temps(path: str) -> None:
-    """Remove temp files left by killed writers.  Call only while holding the lock."""
-    directory = os.path.dirname(os.path.abspath(path))
-    pattern = os.path.join(glob.escape(directory), glob.escape(_temp_prefix(path)) + "*")
-    for tmp in glob.glob(pattern):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    fileio.atomic_write(path, write)
 
 
 def _read_rows(path: str) -> list[dict[str, str]]:
@@ -489,21 +454,8 @@ def save_predictions(
     labels = np.asarray(labels)
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
-    fd, tmp = tempfile.mkstemp(prefix=f".{rid}.npz.tmp-", dir=pdir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, predictions=predictions, labels=labels)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(pdir)
+    fileio.remove_stale_temps(path)  # left by a killed writer of this run (the run's claim serialises them)
+    fileio.atomic_write(path, lambda fh: np.savez(fh, predictions=predictions, labels=labels), mode=0o644)
     return path
 
 

@@ -23,6 +23,7 @@ from . import __version__, data, results
 from .analyses.drivers import save_records
 from .analyses.record import GradientRecorder, attention_weights, head_family
 from .features import ProbeModel, probe_rows
+from .fileio import is_write_error
 from .heads import HeadSpec
 from .models import LoadedModel, load_model, model_modality
 from .patcher import head_parameters, patch
@@ -241,6 +242,8 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
             split = task.primary_eval_split
             results.save_predictions(config.out_dir, cell.run_id, result.predictions[split], result.labels[split])
     except Exception as error:  # NaN loss, out of memory, a family's quirk: the grid goes on
+        if is_write_error(error):  # disk full, read-only folder: no later run could be kept either; stop
+            raise
         if "out of memory" in str(error).lower() and torch.cuda.is_available():
             torch.cuda.empty_cache()
         row.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000])

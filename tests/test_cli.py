@@ -109,6 +109,7 @@ def _parquet(path: Path, frame: pd.DataFrame):
     frame.to_parquet(path)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("change,words", [
     ({"--tasks": "sst3"}, ["Unknown task", "sst2", "--task-file"]),
     ({"--heads": "native,slaa-2"}, ["unknown head", "sla-K"]),
@@ -134,6 +135,7 @@ def test_bad_arguments(tmp_path, capsys, change, words):
     assert not out.exists()
 
 
+@pytest.mark.bad_input
 def test_missing_split_missing_column_labels_out_of_range(tmp_path, capsys):
     data = tmp_path / "data"
     good = pd.DataFrame({"sentence": ["a b", "c d"], "label": [0, 1], "idx": [0, 1]})
@@ -164,6 +166,7 @@ def test_report_only_needs_runs_csv_not_the_data(tmp_path, capsys):
     assert f"# sla-bench results: {out}" in summary and "Last written by `run_bench.py --tasks sst2" in summary
 
 
+@pytest.mark.bad_input
 def test_unsupported_architecture(tmp_path, capsys):
     from transformers import GPT2Config
 
@@ -174,6 +177,7 @@ def test_unsupported_architecture(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("content,words", [
     ("hello,world\n1,2\n", ["not a sla-bench runs file", "--out"]),
     (None, ["incompatible", "sla-bench/runs/0"]),
@@ -201,3 +205,78 @@ def test_two_specs_of_one_head_make_one_cell(tmp_path):
     grid = cells(config)
     assert [(c.seed, c.head.label) for c in grid] == [(s, h) for s in (0, 1) for h in ("san-2", "sla-2", "san-2:d=64")]
     assert len({c.run_id for c in grid}) == len(grid)
+
+
+# ---------------------------------------------------------------- checked before training; write errors mid-study
+
+import sys as _sys  # noqa: E402
+
+_sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is not an installed package
+from benchmarks.faults import enospc_on_fsync, unwritable_folder  # noqa: E402
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("flag,value", [("--epochs", "nan"), ("--lr", "inf"), ("--head-lr", "nan"),
+                                        ("--epochs", "-inf"), ("--lr", "-1e-3")])
+def test_non_finite_numbers_are_refused(tmp_path, capsys, flag, value):
+    out = tmp_path / "out"
+    _fails(capsys, tiny_args(out) + [f"{flag}={value}"], f"{flag} {float(value)}", "must be positive and finite")
+    assert not out.exists()
+
+
+@pytest.mark.bad_input
+def test_out_that_is_a_file(tmp_path, capsys):
+    path = tmp_path / "results.txt"
+    path.write_text("my notes\n")
+    _fails(capsys, tiny_args(path), f"--out {path}: is a file, not a folder")
+    _fails(capsys, tiny_args(path / "sub"), f"--out {path / 'sub'}: cannot be made, {path} is a file")
+    assert path.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("inside", [False, True])
+def test_unwritable_out_folder_fails_before_training(tmp_path, capsys, inside):
+    """A read-only --out (or one under a read-only folder) used to train the first cell, then die with a
+    PermissionError traceback on runs.csv.lock (exit 1). Root ignores chmod, so as root the folder is
+    made immutable (chattr +i); where neither works the test is skipped."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("x")
+    out = folder / "sub" if inside else folder
+    with unwritable_folder(folder) as how:
+        if how is None:
+            pytest.skip("neither chmod 0o555 nor chattr +i stops writes here (root without chattr)")
+        message = _fails(capsys, tiny_args(out), f"--out {out}: cannot write there", "choose another --out")
+        assert ("its nearest existing folder" in message) == inside
+        assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.bad_input
+def test_disk_without_room_for_predictions(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=200_000))
+    out = tmp_path / "out"
+    # 4 runs x (40 predictions x 16 B + 8 KiB) + 1 MiB spare = 1,083,904 B
+    _fails(capsys, tiny_args(out), "its disk has 195.3 KiB free; the study needs about 1.0 MiB",
+           "predictions and rows of 4 runs", "free some space")
+    assert not out.exists()
+
+
+def test_disk_full_mid_study_stops_cleanly_and_resumes(tmp_path, capsys):
+    """ENOSPC on the third append: before, a traceback (exit 1); now exit 3, the message says what
+    happened, the two rows written stay intact and the same command resumes."""
+    out = tmp_path / "out"
+    with enospc_on_fsync(after=2) as fault:
+        assert main(tiny_args(out)) == 3
+    assert fault["raised"] == 1
+    err = capsys.readouterr().err
+    assert "the study stopped" in err and "No space left on device [ENOSPC]" in err, err
+    assert "the 2 rows already in runs.csv are intact" in err and "rerun the same command" in err
+    assert "Traceback" not in err
+    assert len(runs(out)) == 2 and not [p for p in out.iterdir() if ".tmp-" in p.name]
+    assert main(tiny_args(out)) == 0
+    assert "2 run now" in capsys.readouterr().out
+    frame = runs(out)
+    assert len(frame) == 4 and frame["run_id"].is_unique and (frame["status"] == "ok").all()

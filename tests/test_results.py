@@ -190,6 +190,27 @@ def test_leftover_temp_file_ignored_and_cleaned(tmp_path):
     assert _temps(tmp_path) == []
 
 
+def test_disk_full_during_append_keeps_the_file(tmp_path):
+    """ENOSPC while the new file is flushed: the old file stays byte for byte, no temp file is left."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.faults import enospc_on_fsync
+
+    path = tmp_path / "runs.csv"
+    store = ResultsStore(path)
+    store.append(_row("a"))
+    before = path.read_bytes()
+    with enospc_on_fsync(after=0) as fault:
+        with pytest.raises(OSError, match="No space left on device"):
+            store.append(_row("b"))
+    assert fault["raised"] == 1
+    assert path.read_bytes() == before and _temps(tmp_path) == []
+    store.append(_row("b"))
+    assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+
+
 def _appender(path, worker, n):
     store = ResultsStore(path)
     for i in range(n):
