@@ -231,40 +231,99 @@ def _read_rows(path: str) -> list[dict[str, str]]:
         raise ResultsFileError(
             f"{path}: not a sla-bench runs file (not UTF-8 text; found {raw[:40]!r}...). {_WHAT_TO_DO}"
         ) from None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), **_DIALECT))
-    except csv.Error as exc:
-        raise ResultsFileError(f"{path}: not a sla-bench runs file (not valid CSV: {exc}). {_WHAT_TO_DO}") from None
-    records = [r for r in records if r]  # blank lines carry no data
+    records = _records(path, text)  # [(first line, fields)], blank lines dropped
     if not records:
         return []
-    header, body = records[0], records[1:]
+    (_, header), body = records[0], records[1:]
     if header != COLUMNS:
         # An older/newer schema of ours: report the version, not just the header.
         if "schema" in header and body:
             idx = header.index("schema")
-            found = body[0][idx] if idx < len(body[0]) else ""
+            found = body[0][1][idx] if idx < len(body[0][1]) else ""
             if found != SCHEMA and found.startswith("sla-bench/"):
                 raise ResultsFileError(_schema_message(path, found))
-        shown = ",".join(header)
-        if len(shown) > 200:
-            shown = shown[:200] + "..."
-        raise ResultsFileError(
-            f"{path}: not a sla-bench runs file of schema {SCHEMA!r}: its header is {shown!r}, "
-            f"expected the {len(COLUMNS)} columns {','.join(COLUMNS)!r}. {_WHAT_TO_DO}"
-        )
+        raise ResultsFileError(_header_message(path, header))
     rows = []
-    for lineno, record in enumerate(body, start=2):
-        if len(record) != len(COLUMNS):
+    for number, (lineno, record) in enumerate(body, start=1):
+        last = number == len(body)
+        if record[:2] == ["schema", "run_id"]:
             raise ResultsFileError(
-                f"{path}: record {lineno} has {len(record)} fields, expected {len(COLUMNS)}; "
-                f"the file is damaged or was edited by hand. {_WHAT_TO_DO}"
+                f"{path}: line {lineno} is a second header: two runs files were joined into one (e.g. with "
+                f"`cat a.csv b.csv`). Combine runs files with `python run_bench.py merge A/runs.csv B/runs.csv "
+                f"--out DIR`; to repair this one, delete line {lineno} (the rows around it are complete)."
+            )
+        cut = last and not text.endswith("\n")  # the writer ends every row with a newline
+        if len(record) != len(COLUMNS) or (cut and (not record[-1] or not _json_ok(record))):
+            if cut and len(record) <= len(COLUMNS):
+                raise ResultsFileError(_truncated_message(path, lineno, f"has {len(record)} of {len(COLUMNS)} "
+                                                                        "fields and no line end"))
+            raise ResultsFileError(
+                f"{path}: line {lineno} has {len(record)} fields, expected {len(COLUMNS)} "
+                f"({','.join(COLUMNS[:4])},...): the row was cut or edited by hand. The other rows are "
+                f"complete: fix or delete line {lineno}, or {_WHAT_TO_DO[0].lower() + _WHAT_TO_DO[1:]}"
             )
         row = dict(zip(COLUMNS, record))
         if row["schema"] != SCHEMA:
             raise ResultsFileError(_schema_message(path, row["schema"]))
+        if not row["run_id"]:
+            raise ResultsFileError(f"{path}: line {lineno} has no run_id (edited by hand?); delete that line "
+                                   f"or {_WHAT_TO_DO[0].lower() + _WHAT_TO_DO[1:]}")
         rows.append(row)
     return rows
+
+
+def _records(path: str, text: str) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), **_DIALECT)
+    records, lineno = [], 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc) or not text.endswith("\n"):
+                raise ResultsFileError(_truncated_message(path, lineno, "ends inside a quoted field")) from None
+            raise ResultsFileError(f"{path}: not a sla-bench runs file (not valid CSV at line {reader.line_num}: "
+                                   f"{exc}). {_WHAT_TO_DO}") from None
+        if record:  # blank lines carry no data
+            records.append((lineno, record))
+        lineno = reader.line_num + 1
+
+
+def _json_ok(record: list[str]) -> bool:
+    for column in JSON_COLUMNS:
+        value = record[COLUMNS.index(column)] if len(record) == len(COLUMNS) else ""
+        if value.strip():
+            try:
+                json.loads(value)
+            except ValueError:
+                return False
+    return True
+
+
+def _truncated_message(path: str, lineno: int, what: str) -> str:
+    return (f"{path}: the file is truncated: its last row (line {lineno}) {what}, as a copy cut short or a "
+            f"disk that filled up would leave it. The rows before line {lineno} are complete: delete that "
+            f"line (a rerun trains that run again), or {_WHAT_TO_DO[0].lower() + _WHAT_TO_DO[1:]}")
+
+
+def _header_message(path: str, header: list[str]) -> str:
+    shown = ",".join(header)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    missing = [c for c in COLUMNS if c not in header]
+    extra = [c for c in header if c not in COLUMNS]
+    if not missing and not extra and len(header) == len(COLUMNS):
+        detail = "the right columns in another order"
+    elif len(missing) < len(COLUMNS) // 2:  # mostly ours: name the difference
+        detail = "; ".join(part for part in (f"missing column(s) {', '.join(missing)}" if missing else "",
+                                             f"unknown column(s) {', '.join(extra)}" if extra else "",
+                                             "a column repeated" if len(set(header)) < len(header) else "") if part)
+    else:
+        detail = ""
+    return (f"{path}: not a sla-bench runs file of schema {SCHEMA!r}: its header is {shown!r}"
+            + (f" ({detail})" if detail else "")
+            + f", expected the {len(COLUMNS)} columns {','.join(COLUMNS)!r}. {_WHAT_TO_DO}")
 
 
 def _schema_message(path: str, found: str) -> str:

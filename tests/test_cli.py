@@ -280,3 +280,31 @@ def test_disk_full_mid_study_stops_cleanly_and_resumes(tmp_path, capsys):
     assert "2 run now" in capsys.readouterr().out
     frame = runs(out)
     assert len(frame) == 4 and frame["run_id"].is_unique and (frame["status"] == "ok").all()
+
+
+def _joined(out: Path) -> str:  # two runs files joined with cat
+    one = results.ResultsStore(out.parent / "one.csv")
+    one.append({"run_id": "a", "status": "ok"})
+    text = (out.parent / "one.csv").read_text()
+    return text + text
+
+
+def _cut(out: Path) -> str:  # a row cut short, as a full disk or an interrupted copy leaves it
+    one = results.ResultsStore(out.parent / "one.csv")
+    one.append({"run_id": "a", "status": "ok", "config": {"lr": 0.001}})
+    return (out.parent / "one.csv").read_text()[:-12]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("make,words", [
+    (_joined, ["line 3 is a second header", "run_bench.py merge"]),
+    (_cut, ["the file is truncated", "(line 2)", "delete that line"]),
+    (lambda out: ",".join(results.COLUMNS[:-1]) + "\n", ["missing column(s) config"]),
+])
+def test_malformed_results_file_is_refused_and_kept(tmp_path, capsys, make, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    content = make(out)
+    (out / "runs.csv").write_text(content)
+    _fails(capsys, tiny_args(out), *words)
+    assert (out / "runs.csv").read_text() == content and sorted(p.name for p in out.iterdir()) == ["runs.csv"]

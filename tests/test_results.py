@@ -163,6 +163,71 @@ def test_schema_mismatch_names_both_versions(tmp_path):
         ResultsStore(path)
 
 
+def test_second_header_inside_the_file(tmp_path):
+    """Two runs.csv files joined with cat: before, 'incompatible schema version 'schema''."""
+    for name, rid in (("a.csv", "a"), ("b.csv", "b")):
+        ResultsStore(tmp_path / name).append(_row(rid))
+    path = tmp_path / "runs.csv"
+    path.write_bytes((tmp_path / "a.csv").read_bytes() + (tmp_path / "b.csv").read_bytes())
+    with pytest.raises(ResultsFileError) as info:
+        ResultsStore(path)
+    msg = str(info.value)
+    assert "line 3 is a second header" in msg and "run_bench.py merge" in msg and "delete line 3" in msg
+    assert "schema version" not in msg
+
+
+def test_truncated_last_row_at_every_cut(tmp_path):
+    """A file cut short anywhere inside its last row is reported as truncated, naming the line; before,
+    'record 3 has N fields' or 'not valid CSV'."""
+    path = tmp_path / "runs.csv"
+    store = ResultsStore(path)
+    store.append(_row("a", error="two\nlines"))  # one row on lines 2-3: line numbers are physical
+    store.append(_row("b", config={"lr": 0.001, "batch_size": 32}))
+    whole = path.read_bytes()
+    start = whole.rindex(b"\n", 0, len(whole) - 1) + 1  # the last row begins here, on line 4
+    truncated = 0
+    for cut in range(start + 1, len(whole) - 1):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ResultsFileError) as info:
+            store.rows()
+        msg = str(info.value)
+        assert "the file is truncated" in msg and "(line 4)" in msg and "rows before line 4 are complete" in msg, msg
+        truncated += 1
+    assert truncated == len(whole) - start - 2
+    path.write_bytes(whole[:-1])  # only the final newline lost: the row is whole and kept
+    assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda cols: cols[:-1], ["missing column(s) config"]),
+    (lambda cols: [("points" if c == "score" else c) for c in cols], ["missing column(s) score",
+                                                                      "unknown column(s) points"]),
+    (lambda cols: cols[1:2] + cols[:1] + cols[2:], ["the right columns in another order"]),
+    (lambda cols: cols + ["score"], ["a column repeated"]),
+])
+def test_wrong_columns_are_named(tmp_path, change, words):
+    path = tmp_path / "runs.csv"
+    _write(path, ",".join(change(list(COLUMNS))) + "\n")
+    with pytest.raises(ResultsFileError) as info:
+        ResultsStore(path)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_row_with_wrong_field_count_or_no_run_id_names_its_line(tmp_path):
+    path = tmp_path / "runs.csv"
+    store = ResultsStore(path)
+    for rid in ("a", "b", "c"):
+        store.append(_row(rid))
+    lines = path.read_text().split("\n")
+    _write(path, "\n".join(lines[:2] + [lines[2] + ",extra"] + lines[3:]))
+    with pytest.raises(ResultsFileError, match="line 3 has 27 fields, expected 26"):
+        store.rows()
+    _write(path, "\n".join(lines[:3] + [lines[3].replace(",c,", ",,", 1)] + lines[4:]))
+    with pytest.raises(ResultsFileError, match="line 4 has no run_id"):
+        store.rows()
+
+
 def test_completed_ids(tmp_path):
     store = ResultsStore(tmp_path / "runs.csv")
     store.append(_row("a", status="ok"))
