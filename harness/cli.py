@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--depths", default="1-8", help="depth sweep: san-K and sla-K for these K")
     a.add_argument("--widths", default="32,64,128,256,512", help="width sweep: these latent sizes d")
     a.add_argument("--width-depth", type=int, default=3, help="the K of the width sweep")
+    p.add_argument("--config", default=None, metavar="STUDY.yaml",
+                   help="a study file (YAML or JSON, keys as these flags: docs in harness/study.py); flags override it")
     p.add_argument("--list", action="store_true", help="list tasks, heads and named models, then exit")
     p.add_argument("--report-only", action="store_true", help="rewrite deltas.csv and summary.md from runs.csv")
     p.add_argument("--baseline", default="native",
@@ -81,6 +83,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise UsageError(f"--shard {text!r}: need 0 <= i < n, e.g. 0/4 .. 3/4")
     return i, n
+
+
+from .study import FLAG_TO_KEY, GRID_KEYS, StudyError, study_from_args  # noqa: E402  (the library's study file)
 
 
 def validate(args):
@@ -251,7 +256,7 @@ def _user_errors():
     from .models import ModelLoadError
     from .results import ResultsFileError
 
-    return (UsageError, UnknownTaskError, TaskDataError, TaskPluginError, HeadOptionError, UnknownHeadError, ModelLoadError,
+    return (UsageError, StudyError, UnknownTaskError, TaskDataError, TaskPluginError, HeadOptionError, UnknownHeadError, ModelLoadError,
             ResultsFileError, UnsupportedArchitectureError)
 
 
@@ -330,7 +335,9 @@ def main(argv=None) -> int:
         if args.list:
             list_everything(args.task_file)
             return 0
-        config, splits = validate(args)
+        study = study_from_args(args, _explicit(argv))
+        prepared = [validate(grid_args(args, study, grid)) for grid in study.grids]
+        config, splits = prepared[-1]
     except _user_errors() as error:
         print(f"run_bench.py: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -338,7 +345,7 @@ def main(argv=None) -> int:
 
     _log_to_stderr()
     try:
-        return _run(args, argv, config, splits)
+        return _run(args, argv, study, prepared)
     except OSError as error:  # disk full, a folder made read-only mid-study: stop cleanly, rows stay
         if not is_write_error(error):
             raise
@@ -376,7 +383,7 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
-def _run(args, argv, config, splits) -> int:
+def _run(args, argv, study, prepared) -> int:
     from accelerate import Accelerator
 
     from .report import markdown, write_report
@@ -384,31 +391,75 @@ def _run(args, argv, config, splits) -> int:
 
     import torch
 
+    config = prepared[-1][0]
     # cpu=True on machines without a GPU: otherwise accelerate ignores a torchrun environment there,
     # and every process would think it is the main one.
     accelerator = Accelerator(mixed_precision=config.precision, cpu=not torch.cuda.is_available())
     if accelerator.is_main_process:
         config.out_dir.mkdir(parents=True, exist_ok=True)
+        write_study_file(study, prepared, args)
     accelerator.wait_for_everyone()
     if not args.report_only:
-        counts = run_grid(config, accelerator, splits)
-        if accelerator.is_main_process:
-            print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
-                  f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {config.out_dir}/runs.csv")
+        for grid, splits in prepared:
+            counts = run_grid(grid, accelerator, splits)
+            if accelerator.is_main_process:
+                print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
+                      f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {grid.out_dir}/runs.csv")
     if accelerator.is_main_process:
-        table = write_report(config.out_dir, _report_tasks(config), command="run_bench.py " + " ".join(argv),
+        tasks = {t.name: t for grid, _ in prepared for t in _report_tasks(grid)}
+        table = write_report(config.out_dir, list(tasks.values()), command="run_bench.py " + " ".join(argv),
                              baselines=config.baselines)
         print(markdown(table))
-        print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md")
-        if config.analyses:
+        print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md, study.yaml")
+        analyses = tuple(dict.fromkeys(a for grid, _ in prepared for a in grid.analyses))
+        if analyses:
             from .analyses.drivers import finalize
             from .results import ResultsStore
 
-            ids = {c.run_id for c in cells(config)}
+            ids = {c.run_id for grid, _ in prepared if grid.analyses for c in cells(grid)}
             frame = ResultsStore(config.out_dir / "runs.csv").read_frame(dedupe=True)
-            for path in finalize(config.analyses, config.out_dir, frame[frame["run_id"].isin(ids)], args.width_depth):
+            width_depth = [g for g, _ in prepared if g.analyses][-1].width_depth
+            for path in finalize(analyses, config.out_dir, frame[frame["run_id"].isin(ids)], width_depth):
                 print(f"wrote {path}")
     return 0
+
+
+# ------------------------------------------------------------------------------ study files
+def _explicit(argv) -> set:
+    """The keys of the flags given on the command line (they override a study file)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return {FLAG_TO_KEY.get(k, k) for k in vars(parser.parse_args(argv))}
+
+
+def grid_args(args, study, grid) -> argparse.Namespace:
+    """The flags of one grid of ``study``, as ``validate`` reads them."""
+    values = {k: getattr(grid, k) for k in GRID_KEYS}
+    values = {next((f for f, k in FLAG_TO_KEY.items() if k == key), key): value for key, value in values.items()}
+    for key in ("tasks", "models", "heads", "analysis"):
+        values[key] = ",".join(values[key])
+    values["task_file"] = list(values["task_file"])
+    return argparse.Namespace(**{**vars(args), **values, "out": study.out, "baseline": ",".join(study.baseline)})
+
+
+def write_study_file(study, prepared, args) -> None:
+    """``OUT/study.yaml``: this study, plus the grids of the folder's earlier study file it does not cover."""
+    from .fileio import atomic_write
+    from .runner import cells
+    from .study import StudyConfig
+
+    path = Path(study.out) / "study.yaml"
+    configs = {id(g): cfg for g, (cfg, _) in zip(study.grids, prepared)}
+
+    def ids(grid) -> frozenset:  # an earlier grid is checked like a new one, without loading its data
+        config = configs.get(id(grid)) or validate(
+            argparse.Namespace(**{**vars(grid_args(args, study, grid)), "report_only": True}))[0]
+        return frozenset(c.run_id for c in cells(config))
+
+    if path.is_file():
+        study = study.merged_with(StudyConfig.load(path), ids)
+    atomic_write(path, study.to_yaml())
 
 
 if __name__ == "__main__":
