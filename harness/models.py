@@ -12,7 +12,10 @@ package installs (a 6-layer BERT, hidden 384).
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -108,15 +111,79 @@ def model_modality(name: str) -> str:
     return "text"
 
 
+# owner/name or name, as the Hugging Face Hub spells repository ids
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+_hub_probes: dict[str, Optional[str]] = {}  # endpoint -> why it cannot be reached (None: reachable)
+
+
+def hub_unreachable() -> Optional[str]:
+    """Why the Hugging Face Hub cannot be asked now, or None if it can.
+
+    ``HF_HUB_OFFLINE=1``, or a TCP connection to the hub endpoint that fails within a few seconds
+    (checked once per process). Behind a proxy the hub client is left to try: a direct connection
+    says nothing there."""
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return "the Hugging Face Hub is switched off (HF_HUB_OFFLINE=1)"
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return None
+    endpoint = constants.ENDPOINT
+    if endpoint not in _hub_probes:
+        _hub_probes[endpoint] = _probe(endpoint)
+    return _hub_probes[endpoint]
+
+
+def _probe(endpoint: str, timeout: float = 3.0) -> Optional[str]:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    host, port = url.hostname or endpoint, url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        return f"the Hugging Face Hub ({host}) cannot be reached: {error}"
+    return None
+
+
+def known_names() -> list[str]:
+    return [*ALIASES, *NAMED_CONFIGS]
+
+
+def _did_you_mean(name: str) -> str:
+    close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.6)
+    return f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+
+
+def _unknown_model(name: str, why: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot load model {name!r}: it is not a known name: no alias, named config or local directory is called "
+        f"that, {why}.\n{_did_you_mean(name)}Valid names: an alias ({', '.join(ALIASES)}), a named config "
+        f"({', '.join(NAMED_CONFIGS)}), a local directory with config.json, or a hub name such as "
+        "'bert-base-uncased' (needs the network); `run_bench.py --list` shows them.")
+
+
 def _load_config(name: str):
-    path = _alias_path(name) or name
+    alias = _alias_path(name)
+    path = alias or name
+    if alias is None and not os.path.isdir(path):
+        # Only the hub is left: fail at once where it cannot answer, rather than after its retries.
+        if not _HUB_ID.match(name):
+            raise _unknown_model(name, "and it cannot be a hub name (owner/name)")
+        why = hub_unreachable()
+        if why is not None:
+            try:  # a hub model already in the local cache still loads
+                return AutoConfig.from_pretrained(name, local_files_only=True)
+            except (OSError, ValueError):
+                raise _unknown_model(name, f"it is not in the local hub cache, and {why}") from None
     try:
         return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as error:
         local = "a local directory with config.json, " if not os.path.isdir(path) else ""
         raise ModelLoadError(
-            f"cannot load model {name!r}: {str(error).splitlines()[0]}\nUse {local}a hub name (needs the network), "
-            f"an alias ({', '.join(ALIASES)}) or a named config: {', '.join(NAMED_CONFIGS)}") from None
+            f"cannot load model {name!r}: {str(error).splitlines()[0]}\n{_did_you_mean(name)}Use {local}a hub name "
+            f"(needs the network), an alias ({', '.join(ALIASES)}) or a named config: {', '.join(NAMED_CONFIGS)}") from None
 
 
 def load_model(name: str, num_labels: int, texts: Optional[Callable[[], Iterable[str]]] = None,

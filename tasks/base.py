@@ -9,6 +9,7 @@ the data is raised as :class:`TaskDataError` with a message that says what to fi
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 from dataclasses import dataclass, field, fields
@@ -28,17 +29,32 @@ class TaskDataError(ValueError):
 
 
 LOCAL_LAYOUT_HELP = (
-    "Expected layout under the data directory DIR (--data-dir DIR): one parquet file per split, "
-    "in the Hugging Face schema of the dataset:\n"
-    "  DIR/glue/<task>/<split>.parquet   e.g. DIR/glue/sst2/train.parquet, DIR/glue/sst2/validation.parquet\n"
-    "  DIR/cifar10/<split>.parquet       e.g. DIR/cifar10/train.parquet, DIR/cifar10/test.parquet\n"
+    "Expected layout under the data directory DIR (--data-dir DIR): one parquet file per split the task "
+    "reads (its train_split and eval_splits), in the folder named by its local_subdir:\n"
+    "  DIR/<local_subdir>/<split>.parquet  e.g. DIR/news/train.parquet, DIR/news/test.parquet (local_subdir='news')\n"
+    "  built-in tasks: DIR/glue/<task>/<split>.parquet (e.g. DIR/glue/sst2/validation.parquet) and "
+    "DIR/cifar10/<split>.parquet (e.g. DIR/cifar10/test.parquet)\n"
     "(sharded files DIR/.../<split>-00000-of-00002.parquet are accepted too)."
 )
+
+_SHARD_RE = re.compile(r"^(?P<split>.+?)-\d+-of-\d+$")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 #: ``loader(task, data_dir, splits) -> DatasetDict`` (or a mapping split -> Dataset)
 Loader = Callable[["Task", "str | Path | None", "tuple[str, ...]"], Any]
+
+
+def _tuple_source(items) -> str:
+    """A tuple of strings as it is written in a task definition: ``("test",)``."""
+    items = [f'"{i}"' for i in items]
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+
+
+def _split_of(path: Path) -> str:
+    """The split a parquet file holds: ``test.parquet`` and ``test-00000-of-00002.parquet`` -> ``test``."""
+    match = _SHARD_RE.match(path.stem)
+    return match["split"] if match else path.stem
 
 
 @dataclass(frozen=True)
@@ -193,7 +209,13 @@ class Task:
         else:
             wanted = tuple(dict.fromkeys(splits))
         if self.loader is not None:
-            data = self.loader(self, data_dir, wanted)
+            try:
+                data = self.loader(self, data_dir, wanted)
+            except FileNotFoundError as e:  # e.g. a CSV file of a split the data does not have
+                raise TaskDataError(
+                    f"Task '{self.name}': its loader found no data for one of the splits {list(wanted)}: {e}. "
+                    + self._split_fix([s for s in wanted if s != self.train_split], [])
+                ) from e
         elif data_dir is not None:
             data = self._load_local(Path(data_dir), wanted, cache_dir)
         else:
@@ -238,10 +260,13 @@ class Task:
                 missing.append(path)
         if missing:
             found = sorted(p.name for p in base.iterdir()) or ["nothing"]
+            have = [_split_of(p) for p in sorted(base.glob("*.parquet"))]
             raise TaskDataError(
                 f"Task '{self.name}': split file(s) not found:\n"
                 + "\n".join(f"  {p}" for p in missing)
-                + f"\n{base} contains: {', '.join(found)}.\n{LOCAL_LAYOUT_HELP}"
+                + f"\n{base} contains: {', '.join(found)}.\n"
+                + self._split_fix([p.stem for p in missing], have)
+                + f"\n{LOCAL_LAYOUT_HELP}"
             )
         # One split at a time: a split whose columns differ from another's then gets the validation
         # message naming its missing column, not the datasets library's schema-cast error.
@@ -299,11 +324,50 @@ class Task:
             if split not in data:
                 raise TaskDataError(
                     f"Task '{self.name}': split '{split}' not found in the loaded data; it has "
-                    f"{present}. Fix: provide the split, or set train_split=/eval_splits= to the split names "
-                    f"of your data."
+                    f"{present}. " + self._split_fix([split], present)
                 )
             out[split] = self._validate_split(data[split], split)
         return datasets.DatasetDict(out)
+
+    def _split_fix(self, missing: Sequence[str], present: Sequence[str]) -> str:
+        """The fix for splits the data lacks: name the splits it has in the task definition."""
+        others = [s for s in dict.fromkeys(present) if s != self.train_split and s not in missing]
+        missing_eval = [s for s in missing if s in self.eval_splits]
+        if missing_eval and others:
+            splits = tuple(s for s in self.eval_splits if s not in missing_eval) + tuple(others)
+            return (f"Fix: the data has no {' / '.join(repr(s) for s in missing_eval)} split; to evaluate on "
+                    f"{' and '.join(repr(s) for s in others)} instead, define the task with "
+                    f"eval_splits={_tuple_source(splits)}.")
+        if missing_eval:
+            return (f"Fix: provide the {' / '.join(repr(s) for s in missing_eval)} split, or, if the data has "
+                    f"another held-out split (say 'test'), define the task with eval_splits=(\"test\",).")
+        return ("Fix: provide the split, or set train_split=/eval_splits= in the task definition to the split "
+                "names of your data.")
+
+    def _missing_columns(self, missing: list[str], found: list[str]) -> str:
+        """The message for columns the data lacks; a near name in the data is most likely a typo."""
+        unused = [c for c in found if c not in self.columns]
+        near = {}
+        for c in missing:
+            close = difflib.get_close_matches(c, [u for u in unused if u not in near.values()], n=1, cutoff=0.6)
+            if close:
+                near[c] = close[0]
+        msg = f"missing column(s) {missing}; found columns {found}; the task expects {list(self.columns)}."
+        if near:
+            msg += " Did you mean " + ", ".join(f"{v!r} for {k!r}" for k, v in near.items()) + "?"
+            fields_ = []
+            if any(c in near for c in self.text_columns):
+                fields_.append(f"text_columns={_tuple_source(near.get(c, c) for c in self.text_columns)}")
+            if self.modality == "image" and self.image_column in near:
+                fields_.append(f"image_column={near[self.image_column]!r}")
+            if self.label_column in near:
+                fields_.append(f"label_column={near[self.label_column]!r}")
+            return (msg + f" Fix: define the task with {', '.join(fields_)} (the names in your data), or rename "
+                    "those columns of your data to the names the task expects.")
+        source = unused[0] if unused else "text"
+        return (msg + f" Fix: rename the columns of your data (e.g. dataset.rename_column({source!r}, "
+                f"'{missing[0]}')), or define the task with text_columns=/image_column=/label_column= "
+                "set to the names in your data.")
 
     def _fail(self, split: str, msg: str) -> TaskDataError:
         return TaskDataError(f"Task '{self.name}', split '{split}': {msg}")
@@ -316,13 +380,7 @@ class Task:
         found = list(ds.column_names)
         missing = [c for c in self.columns if c not in found]
         if missing:
-            raise self._fail(
-                split,
-                f"missing column(s) {missing}; found columns {found}; the task expects {list(self.columns)}. "
-                f"Fix: rename the columns of your data (e.g. dataset.rename_column('text', "
-                f"'{self.columns[0]}')), or define the task with text_columns=/image_column=/label_column= "
-                f"set to the names in your data.",
-            )
+            raise self._fail(split, self._missing_columns(missing, found))
 
         def col(name: str) -> pa.ChunkedArray:
             return ds.with_format("arrow")[name]  # no decoding, honours an indices mapping

@@ -194,6 +194,102 @@ def test_bad_results_file_is_refused_and_kept(tmp_path, capsys, content, words):
     assert path.read_text() == content and sorted(p.name for p in out.iterdir()) == ["runs.csv"]
 
 
+# ---------------------------------------------------------------- a new user's own task and model
+
+def _task_file(path: Path, name: str) -> Path:
+    path.write_text(textwrap.dedent(f'''
+        from tasks import Task, register_task
+        register_task(Task(name="{name}", modality="text", num_labels=4, metric="accuracy",
+                           text_columns=("text",), local_subdir="news", eval_splits=("test",)))
+    '''))
+    return path
+
+
+@pytest.mark.parametrize("first", ["--list", "--task-file"])
+def test_list_shows_the_tasks_of_a_task_file(tmp_path, capsys, first):
+    name = f"listed-news-{first.strip('-')}"
+    assert main(["--list"]) == 0
+    assert name not in capsys.readouterr().out
+    task_file = str(_task_file(tmp_path / "my_task.py", name))
+    argv = ["--list", "--task-file", task_file] if first == "--list" else ["--task-file", task_file, "--list"]
+    assert main(argv) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [name, "text", "accuracy", "(from", "--task-file)"] in listed
+    assert ["sst2", "text", "accuracy"] in listed  # the built-in tasks are still there
+
+
+@pytest.mark.bad_input
+def test_list_with_a_missing_task_file(tmp_path, capsys):
+    _fails(capsys, ["--list", "--task-file", str(tmp_path / "absent.py")], "task file not found", "absent.py")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("model,tasks,near", [("minlm", "toy-sentiment", "minilm"), ("tiny-vitt", "digits", "tiny-vit")])
+def test_misspelled_model_fails_at_once_with_the_near_name(tmp_path, capsys, monkeypatch, model, tasks, near):
+    """Offline (HF_HUB_OFFLINE=1, as in conftest), a name that is no alias, named config or folder is only
+    looked up in the local hub cache: no request, no retries; the message lists the names and the near one."""
+    from harness import models
+
+    calls, real = [], models.AutoConfig
+
+    class Spy:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            calls.append((name, kwargs))
+            return real.from_pretrained(name, **kwargs)
+
+    monkeypatch.setattr(models, "AutoConfig", Spy)
+    out = tmp_path / "out"
+    message = _fails(capsys, tiny_args(out, tasks=tasks, models=model), f"cannot load model {model!r}",
+                     "not a known name", f"Did you mean {near!r}", "HF_HUB_OFFLINE=1", "tiny-bert, embed-bert",
+                     "minilm")
+    assert message.startswith("run_bench.py: error: ") and "Traceback" not in message
+    assert calls and all(kwargs == {"local_files_only": True} for _, kwargs in calls), calls
+    assert not out.exists()
+
+
+@pytest.mark.bad_input
+def test_train_and_test_only_and_a_misspelled_column_name_the_fix(tmp_path, capsys):
+    data = tmp_path / "data"
+    rows = pd.DataFrame({"headline": ["markets up", "team wins", "new chip", "rain"], "label": [2, 1, 3, 0]})
+    for split in ("train", "test"):
+        _parquet(data / "news" / f"{split}.parquet", rows)
+    task_file = tmp_path / "news_task.py"
+    task_file.write_text(textwrap.dedent('''
+        from tasks import Task, register_task
+        register_task(Task(name="cli-news", modality="text", num_labels=4, metric="accuracy",
+                           text_columns=("headline",), local_subdir="news"))
+        register_task(Task(name="cli-news-typo", modality="text", num_labels=4, metric="accuracy",
+                           text_columns=("headlne",), local_subdir="news", eval_splits=("test",)))
+    '''))
+    out = tmp_path / "out"
+    base = ["--task-file", str(task_file), "--data-dir", str(data)]
+    _fails(capsys, tiny_args(out, tasks="cli-news") + base, "validation.parquet", "contains: test.parquet",
+           'define the task with eval_splits=("test",)')
+    message = _fails(capsys, tiny_args(out, tasks="cli-news-typo") + base, "missing column(s) ['headlne']",
+                     "Did you mean 'headline' for 'headlne'?")
+    assert message.split("Fix:", 1)[1].lstrip().startswith('define the task with text_columns=("headline",)')
+    assert not out.exists()
+
+
+def test_demo_output_is_ignored_by_git():
+    """`python run_bench.py` writes results/default/; a checkout stays clean after the demo."""
+    import shutil
+    import subprocess
+
+    from harness.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    assert build_parser().parse_args([]).out == "results/default"
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("results/default/runs.csv", "results/default/predictions/abc.npz", "results/default/summary.md"):
+        check = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=root)
+        assert check.returncode == 0, f"{path} is not ignored by git"
+    kept = subprocess.run(["git", "check-ignore", "-q", "--no-index", "results/glue-cifar-minilm/runs.csv"], cwd=root)
+    assert kept.returncode == 1  # committed result sets stay tracked
+
+
 def test_two_specs_of_one_head_make_one_cell(tmp_path):
     """'san-2' and 'san-2:d=256' (the default d) are one head: one cell, one row per seed."""
     from harness.heads import parse_head_spec

@@ -207,6 +207,70 @@ def test_missing_split_file_names_the_path(tmp_path, cache):
     assert str(tmp_path / "glue" / "mrpc" / "validation.parquet") in msg and "train.parquet" in msg
 
 
+def _news(**fields) -> Task:
+    return Task(**{**dict(name="news-like", modality="text", num_labels=4, metric="accuracy",
+                          text_columns=("text",), local_subdir="news"), **fields})
+
+
+def _news_rows(t, n):
+    return {"text": [f"story {i}" for i in range(n)], "label": [i % 4 for i in range(n)]}
+
+
+def test_train_and_test_but_no_validation_names_the_eval_splits_fix(tmp_path, cache):
+    feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("int64")})
+    for split in ("train", "test"):
+        write(tmp_path / "news" / f"{split}.parquet", _news_rows(None, N_ROWS[split]), feats)
+    with pytest.raises(TaskDataError) as err:
+        _news().load(data_dir=tmp_path, cache_dir=cache)
+    msg = str(err.value)
+    assert str(tmp_path / "news" / "validation.parquet") in msg and "test.parquet" in msg
+    assert 'define the task with eval_splits=("test",)' in msg
+    assert "DIR/<local_subdir>/<split>.parquet" in msg  # the layout hint is not only GLUE's and CIFAR's
+    data = _news(eval_splits=("test",)).load(data_dir=tmp_path, cache_dir=cache)  # the fix works as written
+    assert list(data) == ["train", "test"] and data["test"].num_rows == N_ROWS["test"]
+
+
+def test_loader_without_the_validation_split_names_the_eval_splits_fix(tmp_path, cache):
+    (tmp_path / "reviews_train.csv").write_text("sentence,label\ngood,1\nbad,0\n")
+    (tmp_path / "reviews_test.csv").write_text("sentence,label\nfine,1\n")
+
+    def csv_loader(task, data_dir, splits):  # as in tasks/README.md: one file per split asked for
+        files = {s: str(tmp_path / f"reviews_{s}.csv") for s in splits}
+        return datasets.load_dataset("csv", data_files=files, cache_dir=cache)
+
+    def every_split(task, data_dir, splits):  # a loader that returns the splits the data has
+        return csv_loader(task, data_dir, ("train", "test"))
+
+    for loader in (csv_loader, every_split):
+        task = Task(name="csv-news", modality="text", num_labels=2, metric="accuracy", text_columns=("sentence",),
+                    loader=loader)
+        with pytest.raises(TaskDataError, match=r"eval_splits=\(\"test\",\)"):
+            task.load()
+    task = Task(name="csv-news", modality="text", num_labels=2, metric="accuracy", text_columns=("sentence",),
+                loader=csv_loader, eval_splits=("test",))
+    assert task.load()["test"]["label"] == [1]
+
+
+@pytest.mark.parametrize("fields,fix", [
+    ({"text_columns": ("headlne",)}, 'text_columns=("headline",)'),
+    ({"text_columns": ("headline",), "label_column": "labl"}, "label_column='label'"),
+])
+def test_misspelled_column_gets_did_you_mean_and_fixes_the_definition_first(tmp_path, cache, fields, fix):
+    feats = datasets.Features({"headline": datasets.Value("string"), "label": datasets.Value("int64")})
+    for split in ("train", "validation"):
+        write(tmp_path / "news" / f"{split}.parquet",
+              {"headline": ["a", "b", "c", "d"], "label": [0, 1, 2, 3]}, feats)
+    with pytest.raises(TaskDataError) as err:
+        _news(**fields).load(data_dir=tmp_path, cache_dir=cache)
+    msg = str(err.value)
+    typo = fields.get("label_column") or fields["text_columns"][0]
+    near = "label" if "label_column" in fields else "headline"
+    assert f"Did you mean {near!r} for {typo!r}?" in msg
+    first_fix = msg.split("Fix:", 1)[1]
+    assert first_fix.lstrip().startswith(f"define the task with {fix}")
+    assert f"rename_column({near!r}, {typo!r})" not in msg  # never: rename the data to the typo
+
+
 def test_label_out_of_range(tmp_path, cache):
     task = get_task("cola")
     feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.Value("int64"),
@@ -380,6 +444,27 @@ def test_user_task_file(tmp_path, cache, clean_registry):
     assert task.compute_metrics([1, 1], data["validation"]["label"]) == {
         "accuracy": 0.5, "f1": pytest.approx(2 / 3), "combined": pytest.approx((0.5 + 2 / 3) / 2)}
     assert get_task("my-regression").is_regression
+
+
+def test_readme_train_test_text_task_works_as_written(tmp_path, cache, clean_registry):
+    """tasks/README.md shows a text task whose data has only train and test splits; copied as it is
+    into a task file, it loads DIR/news/{train,test}.parquet."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "tasks" / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    code = next(b for b in blocks if 'modality="text"' in b and 'eval_splits=("test",)' in b and "loader" not in b)
+    (tmp_path / "news.py").write_text(code)
+    assert load_task_plugins([tmp_path / "news.py"]) == ["news"]
+    task = get_task("news")
+    names = list(task.label_names)
+    feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+    for split in ("train", "test"):
+        write(tmp_path / "data" / "news" / f"{split}.parquet", _news_rows(task, N_ROWS[split]), feats)
+    data = task.load(data_dir=tmp_path / "data", cache_dir=cache)
+    assert list(data) == ["train", "test"] and task.primary_eval_split == "test"
+    assert data["test"].features["label"].names == names
 
 
 def test_plugin_module_and_errors(tmp_path, monkeypatch, clean_registry):
