@@ -7,11 +7,20 @@ A split's features are the heads' inputs (see ``heads.base``) at real positions 
 everything that changes them: the model (name, source, config, weight files), the encoded inputs
 (task, subset, tokenizer, truncation, image size), the normalisation, the precision and the
 format version; any change is a new file, never a stale one.
+
+An entry, ``features-<key>.safetensors``, is a safetensors file (tensors and a JSON header: nothing
+in it is executed on load) whose header holds the key and a sha256 of the tensors' names, dtypes,
+shapes and bytes. It is written like a runs.csv row (temporary file, fsync, rename, folder fsync)
+under a per-entry lock, which also serialises workers that need the same entry (one computes it,
+the others then load it) and the removal of temporary files left by killed writers. A load checks
+the key and the checksum; an entry that fails (damaged, truncated, another key's file under this
+name) is recomputed and replaced, with a warning.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +31,12 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from . import fileio
 from .families import family_of, head_inputs
 
-FORMAT = 1
+FORMAT = 2  # 2: safetensors with a content checksum (1 was torch.save)
+SUFFIX = ".safetensors"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,23 +151,85 @@ def compute(model, rows, batch_size: int, accelerator) -> Features:
     return Features(torch.cat(states), offsets, torch.cat(firsts) if firsts else None, rows.labels.clone(), grid)
 
 
-def cached(cache_dir: Path, key: str, make) -> tuple[Features, bool]:
-    """(features, hit): loaded from ``cache_dir/features-<key>.pt``, or made and saved atomically."""
-    path = Path(cache_dir) / f"features-{key}.pt"
-    if path.exists():
-        return Features(**torch.load(path, weights_only=False)), True
-    features = make()
+def entry_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / f"features-{key}{SUFFIX}"
+
+
+def _tensors(features: Features) -> dict:
+    out = {"states": features.states, "offsets": features.offsets, "labels": features.labels}
+    if features.first is not None:
+        out["first"] = features.first
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _checksum(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_entry(path: Path, key: str, features: Features) -> None:
+    """Write one entry atomically (``fileio.atomic_write``), its key and checksum in the header."""
+    from safetensors.torch import save
+
+    tensors = _tensors(features)
+    metadata = {"format": str(FORMAT), "key": key, "sha256": _checksum(tensors),
+                "grid": json.dumps(list(features.grid) if features.grid is not None else None)}
+    fileio.atomic_write(path, save(tensors, metadata=metadata), mode=0o644)
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that cannot be used as it is."""
+
+
+def load_entry(path: Path, key: str) -> Features:
+    """Read and verify one entry; :class:`DamagedEntry` says why it cannot be used."""
+    from safetensors.torch import load
+
+    data = path.read_bytes()
+    try:
+        size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + size])["__metadata__"]
+        tensors = load(data)
+    except Exception as error:  # truncated, not safetensors, no metadata
+        raise DamagedEntry(f"unreadable ({type(error).__name__}: {str(error)[:120]})") from None
+    if metadata.get("key") != key or metadata.get("format") != str(FORMAT):
+        raise DamagedEntry(f"it holds the entry of another key ({metadata.get('key')!r})")
+    if _checksum(tensors) != metadata.get("sha256"):
+        raise DamagedEntry("its content does not match its checksum")
+    grid = json.loads(metadata.get("grid", "null"))
+    return Features(tensors["states"], tensors["offsets"], tensors.get("first"), tensors["labels"],
+                    tuple(grid) if grid is not None else None)
+
+
+def cached(cache_dir: Path, key: str, make) -> tuple[Features, str]:
+    """(features, status): loaded from ``cache_dir/features-<key>.safetensors`` ("hit"), or made and
+    saved ("miss"; "recomputed" when the entry there was damaged). Under the entry's lock."""
+    import filelock
+
+    path = entry_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(features.__dict__, temp)
-    os.replace(temp, path)
-    return features, False
+    with filelock.FileLock(str(path) + ".lock"):  # released by the kernel if its holder is killed
+        fileio.remove_stale_temps(path)
+        status = "miss"
+        if path.exists():
+            try:
+                return load_entry(path, key), "hit"
+            except DamagedEntry as why:
+                log.warning("probe cache entry %s is damaged: %s; recomputing it", path, why)
+                status = "recomputed"
+        features = make()
+        save_entry(path, key, features)
+    return features, status
 
 
 def probe_rows(loaded, rows_by_split: dict, precision: str, cache_dir: Path, batch_size: int, accelerator
                ) -> tuple[dict, dict]:
     """Per split, FeatureRows of the frozen backbone (built under seed 0), from the cache when possible.
-    Returns (rows, {split: "hit" | "miss"})."""
+    Returns (rows, {split: "hit" | "miss" | "recomputed"})."""
     model = None
     out, status = {}, {}
     for split, rows in rows_by_split.items():
@@ -164,6 +238,6 @@ def probe_rows(loaded, rows_by_split: dict, precision: str, cache_dir: Path, bat
             model = loaded.build()
             model_key = model_fingerprint(loaded, model.config)
         key = _digest(FORMAT, model_key, rows_fingerprint(rows), precision)[:24]
-        features, hit = cached(cache_dir, key, lambda: compute(model, rows, batch_size, accelerator))
-        out[split], status[split] = FeatureRows(features), "hit" if hit else "miss"
+        features, status[split] = cached(cache_dir, key, lambda: compute(model, rows, batch_size, accelerator))
+        out[split] = FeatureRows(features)
     return out, status

@@ -5,14 +5,13 @@ Read-only with respect to training: everything here is derived from the results 
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
-from . import results, stats
+from . import fileio, results, stats
 
 
 def metric_functions(tasks: Iterable) -> dict:
@@ -142,6 +141,4 @@ def write_report(out_dir: Path, tasks: Iterable = (), command: str = "",
 
 def _write_atomic(path: Path, text: str) -> None:
     """Concurrent shards may both write the report: each write is whole or not at all."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
+    fileio.atomic_write(path, text)

@@ -316,7 +316,8 @@ from benchmarks.faults import enospc_on_fsync, unwritable_folder  # noqa: E402
                                         ("--epochs", "-inf"), ("--lr", "-1e-3")])
 def test_non_finite_numbers_are_refused(tmp_path, capsys, flag, value):
     out = tmp_path / "out"
-    _fails(capsys, tiny_args(out) + [f"{flag}={value}"], f"{flag} {float(value)}", "must be positive and finite")
+    message = _fails(capsys, tiny_args(out) + [f"{flag}={value}"], "finite")
+    assert flag[2:].replace("-", "_") in message.replace("-", "_") and str(float(value)) in message, message
     assert not out.exists()
 
 

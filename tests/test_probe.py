@@ -1,5 +1,6 @@
 """Probe mode: backbone features computed once, cached on disk, reused; invalidated on any change."""
 import pandas as pd
+import pytest
 import torch
 
 from bench_helpers import runs, tiny_args
@@ -16,30 +17,30 @@ def test_cache_hit_reuse_and_invalidation(tmp_path, capsys):
     cache = tmp_path / "cache"
     assert _probe(tmp_path, tmp_path / "a", cache) == 0
     printed = capsys.readouterr().out
-    files = sorted(cache.glob("features-*.pt"))
+    files = sorted(cache.glob("features-*.safetensors"))
     assert len(files) == 2  # train and validation, computed once for 2 heads x 2 seeds
     assert "train miss" in printed.replace("toy-sentiment/tiny-bert: ", "")
     stamps = {f: f.stat().st_mtime_ns for f in files}
     assert _probe(tmp_path, tmp_path / "b", cache) == 0  # same model, task, preprocessing: hit
     assert "train hit, validation hit" in capsys.readouterr().out
-    assert {f: f.stat().st_mtime_ns for f in sorted(cache.glob("features-*.pt"))} == stamps
+    assert {f: f.stat().st_mtime_ns for f in sorted(cache.glob("features-*.safetensors"))} == stamps
     a, b = runs(tmp_path / "a"), runs(tmp_path / "b")
     assert list(a["score"]) == list(b["score"])  # cached features give the same results
     assert (a["mode"] == "probe").all()
     # any change in preprocessing is a new key: truncation length, subset
     assert _probe(tmp_path, tmp_path / "c", cache, extra=["--max-length", "8"]) == 0
-    assert len(list(cache.glob("features-*.pt"))) == 4
+    assert len(list(cache.glob("features-*.safetensors"))) == 4
     args = tiny_args(tmp_path / "d", heads="native,sla-2:d=16", seeds=1,
                      extra=["--mode", "probe", "--cache-dir", str(cache)])
     args[args.index("--max-train-samples") + 1] = "48"
     assert main(args) == 0
     # a new train subset: tiny-bert's tokenizer is fitted on it, so validation's encoding changes too
-    assert len(list(cache.glob("features-*.pt"))) == 6
+    assert len(list(cache.glob("features-*.safetensors"))) == 6
     # another backbone: new keys
     args = tiny_args(tmp_path / "f", models="embed-bert", heads="sla-2:d=16", seeds=1,
                      extra=["--mode", "probe", "--cache-dir", str(cache)])
     assert main(args) == 0
-    assert len(list(cache.glob("features-*.pt"))) == 8
+    assert len(list(cache.glob("features-*.safetensors"))) == 8
 
 
 def test_cache_key_covers_precision(tmp_path):
@@ -60,7 +61,7 @@ def test_cache_key_covers_precision(tmp_path):
     for precision, expected in (("no", "miss"), ("no", "hit"), ("bf16", "miss"), ("bf16", "hit")):
         _, status = probe_rows(loaded, rows, precision, tmp_path, 8, accelerator)
         assert status == {"train": expected}, precision
-    assert len(list(tmp_path.glob("features-*.pt"))) == 2
+    assert len(list(tmp_path.glob("features-*.safetensors"))) == 2
 
 
 def test_probe_trains_only_the_head_and_never_mixes_with_finetune(tmp_path):
@@ -109,3 +110,96 @@ def test_feature_rows_pad_and_mask():
     assert batch["states"].shape == (2, 3, 2)
     assert batch["mask"].tolist() == [[True, False, False], [True, True, True]]
     assert batch["states"][1, 2].tolist() == [6.0, 7.0] and batch["states"][0, 1].abs().sum() == 0
+
+
+# ---------------------------------------------------------------- the cache on disk: written like rows, verified on load
+
+def _two_splits():
+    from accelerate import Accelerator
+
+    from harness import data
+    from harness.models import load_model
+    from tasks import get_task
+
+    task = get_task("toy-sentiment")
+    raw = task.load()
+    train = data.subset(raw[task.train_split], 16)
+    loaded = load_model("tiny-bert", task.num_labels, texts=lambda: train["sentence"])
+    rows = {"train": data.encode(train, task, loaded, 16),
+            "validation": data.encode(data.subset(raw["validation"], 8), task, loaded, 16)}
+    return loaded, rows, Accelerator(cpu=True)
+
+
+def _entry(cache, loaded, rows, accelerator, split):
+    """Make the entry of one split alone; returns (its path, its features)."""
+    from harness.features import probe_rows
+
+    before = set(cache.glob("features-*.safetensors")) if cache.exists() else set()
+    out, status = probe_rows(loaded, {split: rows[split]}, "no", cache, 8, accelerator)
+    assert status == {split: "miss"}
+    (path,) = set(cache.glob("features-*.safetensors")) - before
+    return path, out[split].f
+
+
+def test_cache_entry_is_safetensors_with_key_and_checksum(tmp_path):
+    import json
+
+    loaded, rows, accelerator = _two_splits()
+    path, _ = _entry(tmp_path, loaded, rows, accelerator, "train")
+    data = path.read_bytes()
+    assert not data.startswith(b"PK")  # not a torch.save zip: nothing in it is unpickled on load
+    meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+    assert meta["format"] == "2" and path.name == f"features-{meta['key']}.safetensors"
+    assert len(meta["sha256"]) == 64 and int(meta["sha256"], 16) >= 0 and meta["grid"] == "null"
+
+
+@pytest.mark.parametrize("damage,reason", [
+    ("flip", "its content does not match its checksum"),
+    ("truncate", "unreadable"),
+    ("swap", "it holds the entry of another key"),
+])
+def test_damaged_cache_entry_is_recomputed_and_said(tmp_path, caplog, damage, reason):
+    """Before, an entry was torch.load-ed as found: a flipped byte passed unseen, another key's file
+    renamed into place was used as this one."""
+    import logging
+
+    from harness.features import probe_rows
+
+    loaded, rows, accelerator = _two_splits()
+    path, fresh = _entry(tmp_path, loaded, rows, accelerator, "train")
+    good = path.read_bytes()
+    if damage == "flip":
+        path.write_bytes(good[:-3] + bytes([good[-3] ^ 0x40]) + good[-2:])
+    elif damage == "truncate":
+        path.write_bytes(good[: len(good) // 2])
+    else:
+        other, _ = _entry(tmp_path, loaded, rows, accelerator, "validation")
+        path.write_bytes(other.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="harness.features"):
+        out, status = probe_rows(loaded, {"train": rows["train"]}, "no", tmp_path, 8, accelerator)
+    assert status == {"train": "recomputed"}
+    assert f"probe cache entry {path} is damaged: {reason}" in caplog.text and "recomputing it" in caplog.text
+    assert torch.equal(out["train"].f.states, fresh.states) and torch.equal(out["train"].f.offsets, fresh.offsets)
+    assert len(path.read_bytes()) == len(good)  # a whole entry again (and loaded as a hit below)
+    assert probe_rows(loaded, {"train": rows["train"]}, "no", tmp_path, 8, accelerator)[1] == {"train": "hit"}
+
+
+def test_cache_stale_temps_removed_and_a_full_disk_leaves_no_entry(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.faults import enospc_on_fsync
+    from harness.features import probe_rows
+
+    loaded, rows, accelerator = _two_splits()
+    path, _ = _entry(tmp_path / "a", loaded, rows, accelerator, "train")
+    stale = path.with_name(f".{path.name}.tmp-killed")
+    stale.write_bytes(b"half an entry")
+    assert probe_rows(loaded, {"train": rows["train"]}, "no", tmp_path / "a", 8, accelerator)[1] == {"train": "hit"}
+    assert not stale.exists()
+    with enospc_on_fsync(pattern=".features-", after=0) as fault:  # the entry's data is fsynced before the rename
+        with pytest.raises(OSError, match="No space left on device"):
+            probe_rows(loaded, {"train": rows["train"]}, "no", tmp_path / "b", 8, accelerator)
+    assert fault["raised"] == 1
+    assert [p.name for p in (tmp_path / "b").iterdir() if not p.name.endswith(".lock")] == []
