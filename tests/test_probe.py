@@ -112,6 +112,26 @@ def test_feature_rows_pad_and_mask():
     assert batch["states"][1, 2].tolist() == [6.0, 7.0] and batch["states"][0, 1].abs().sum() == 0
 
 
+def test_cache_entry_size_is_the_readme_estimate(tmp_path):
+    """README: an entry takes about examples x (tokens + 1) x hidden x 2 bytes (float16 states at every
+    real token, plus one summary vector per example)."""
+    from accelerate import Accelerator
+
+    from harness import data
+    from harness.features import SUFFIX, probe_rows
+    from harness.models import load_model
+    from tasks import get_task
+
+    task = get_task("toy-sentiment")
+    train = data.subset(task.load()[task.train_split], 400)
+    loaded = load_model("tiny-bert", task.num_labels, texts=lambda: train["sentence"])  # hidden 64
+    rows = data.encode(train, task, loaded, 32)
+    probe_rows(loaded, {"train": rows}, "no", tmp_path, 64, Accelerator(cpu=True))
+    (entry,) = tmp_path.glob(f"features-*{SUFFIX}")
+    estimate = len(rows) * (sum(rows.lengths) / len(rows) + 1) * 64 * 2
+    assert abs(entry.stat().st_size - estimate) < 0.02 * estimate + 8192, (entry.stat().st_size, estimate)
+
+
 # ---------------------------------------------------------------- the cache on disk: written like rows, verified on load
 
 def _two_splits():
