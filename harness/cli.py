@@ -242,10 +242,10 @@ def _size(n: float) -> str:
 def _check_patchable(model: str, named: dict) -> None:
     if model in named:
         return
-    from .families import family_of
-    from .models import _load_config
+    from .families import check_config
+    from .models import _load_config, model_modality
 
-    family_of(_load_config(model))
+    check_config(_load_config(model), model_modality(model))  # the rest is checked by probing the built model
 
 
 def _user_errors():
@@ -263,6 +263,7 @@ def _user_errors():
 def list_everything(task_files=()) -> None:
     from tasks import available_tasks, get_task, load_task_plugins
 
+    from .families import TESTED_FAMILIES
     from .heads import available_heads
     from .models import ALIASES, NAMED_CONFIGS
 
@@ -272,6 +273,9 @@ def list_everything(task_files=()) -> None:
         t = get_task(name)
         print(f"  {name:16s} {t.modality:5s} {t.metric}" + ("  (from --task-file)" if name in added else ""))
     print("heads:", ", ".join(available_heads()), "(options: see docs/heads.md)")
+    print("model families tested with every head (others are read the same way: docs/families.md):")
+    for group, names in TESTED_FAMILIES.items():
+        print(f"  {group}: {', '.join(names)}")
     print("models (named configs, trained from scratch):")
     for name, (modality, _, text) in NAMED_CONFIGS.items():
         print(f"  {name:14s} {modality:5s} {text}")

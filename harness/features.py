@@ -32,7 +32,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from . import fileio
-from .families import family_of, head_inputs
+from .families import backbone_inputs, head_inputs, read_classifier
 
 FORMAT = 2  # 2: safetensors with a content checksum (1 was torch.save)
 SUFFIX = ".safetensors"
@@ -134,14 +134,14 @@ def compute(model, rows, batch_size: int, accelerator) -> Features:
     """Run the frozen backbone over ``rows`` in order and keep the heads' inputs."""
     from .data import loader
 
-    backbone, family = model.base_model.to(accelerator.device).eval(), family_of(model.config)
+    backbone, reading = model.base_model.to(accelerator.device).eval(), read_classifier(model)
     states, lengths, firsts, grid = [], [], [], None
     for batch in loader(rows, batch_size):
         batch.pop("labels")
         inputs = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            hidden = backbone(**inputs).last_hidden_state
-        v, mask, first, grid = head_inputs(family, model.config, hidden, inputs)
+            outputs = backbone(**backbone_inputs(reading, model.config, inputs))
+        v, mask, first, grid = head_inputs(reading, model.config, outputs, inputs)
         mask = torch.ones(v.shape[:2], dtype=torch.bool, device=v.device) if mask is None else mask
         states.append(v[mask].half().cpu())  # real positions only, row after row
         lengths.append(mask.sum(1).cpu())

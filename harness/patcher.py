@@ -19,14 +19,19 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
-from .families import UnsupportedArchitectureError, drop_native_pooling, family_of, head_inputs, supported_families
+from .families import (Reading, backbone_inputs, drop_native_pooling, head_inputs, legacy_reading, modality_of,
+                       read_backbone)
 from .heads import HeadOutput, build_head, parse_head_spec
 
 CONFIG_KEY = "sla_bench"
 
 
 class _Patched(PreTrainedModel):
-    """Backbone (the original model's base model) -> head -> dropout -> fresh linear classifier."""
+    """Backbone (the original model's base model) -> head -> dropout -> fresh linear classifier.
+
+    ``self.reading`` (``families.Reading``) says how the backbone's output becomes the head's input;
+    it is kept in the config, so a checkpoint loads without probing the backbone again.
+    """
 
     base_model_prefix = "backbone"
     output_class = SequenceClassifierOutput
@@ -38,11 +43,11 @@ class _Patched(PreTrainedModel):
         entry = getattr(config, CONFIG_KEY, None)
         if not entry:
             raise ValueError(f"config has no {CONFIG_KEY!r} entry: build patched models with harness.patch(model, head)")
-        self.family = family_of(config)
         self.spec = parse_head_spec(entry["head"], **entry["options"])
-        self.backbone = backbone if backbone is not None else _backbone_from_config(config)
+        self.reading = Reading.from_dict(entry["reading"]) if entry.get("reading") else legacy_reading(config)
+        self.backbone = backbone if backbone is not None else _backbone_from_config(config, self.reading)
         drop_native_pooling(self.backbone)
-        self.head = build_head(self.spec, self.family.hidden_size(config), self.family.spatial_dims)
+        self.head = build_head(self.spec, self.reading.hidden_size, self.reading.spatial_dims)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(self.head.out_dim, config.num_labels)
         # Set True to keep the head's per-layer attention weights and latent maps of the last call.
@@ -67,8 +72,8 @@ class _Patched(PreTrainedModel):
         return sum(p.numel() for m in (self.head, self.classifier) for p in m.parameters())
 
     def _classify(self, inputs: dict, labels, backbone_kwargs: dict):
-        outputs = self.backbone(**{k: v for k, v in {**inputs, **backbone_kwargs}.items() if v is not None})
-        states, mask, first, grid = head_inputs(self.family, self.config, outputs.last_hidden_state, inputs)
+        outputs = self.backbone(**backbone_inputs(self.reading, self.config, {**inputs, **backbone_kwargs}))
+        states, mask, first, grid = head_inputs(self.reading, self.config, outputs, inputs)
         pooled = self.head(states, mask, first, grid, return_internals=self.capture_internals)
         self.last_head_output = pooled if self.capture_internals else None
         logits = self.classifier(self.dropout(pooled.pooled))  # (B, num_labels)
@@ -98,10 +103,15 @@ class PatchedModelForImageClassification(_Patched):
                               dict(output_attentions=output_attentions, output_hidden_states=output_hidden_states, **kwargs))
 
 
-def _backbone_from_config(config) -> nn.Module:
+def _backbone_from_config(config, reading: Reading) -> nn.Module:
+    """The same base-model class as the patched model had (Funnel's classifier holds a FunnelBaseModel,
+    not the FunnelModel that AutoModel builds); AutoModel for classes outside transformers."""
+    import transformers
+
     config = copy.deepcopy(config)
     config._attn_implementation_internal = None  # let the backbone choose the kernels it supports (DeBERTa: eager)
-    return AutoModel.from_config(config)
+    cls = getattr(transformers, reading.backbone_class, None) if reading.backbone_class else None
+    return cls._from_config(config) if cls is not None else AutoModel.from_config(config)
 
 
 def _classifier_dropout(config) -> float:
@@ -115,27 +125,28 @@ def _classifier_dropout(config) -> float:
 def patch(model: PreTrainedModel, head: str = "sla-2", **options) -> PreTrainedModel:
     """Replace ``model``'s pooling and classifier with ``head`` and a fresh linear classifier.
 
-    ``model``: an HF ``*ForSequenceClassification`` or ``*ForImageClassification`` of a supported
-    family. ``head``: a head spec (``"sla-3"``, ``"san-2:query_update=residual"``); ``options``
-    override the spec's options. ``head="native"`` returns ``model`` untouched.
+    ``model``: an HF ``*ForSequenceClassification`` or ``*ForImageClassification``, or a base model
+    (``AutoModel``; its ``config.num_labels`` sets the classes), whose base model returns
+    ``last_hidden_state`` (docs/families.md says how it is read). ``head``: a head spec (``"sla-3"``,
+    ``"san-2:query_update=residual"``); ``options`` override the spec's options. ``head="native"``
+    returns ``model`` untouched, for any model.
 
     The returned model shares the backbone modules (the same tensors) with ``model``, whose own
-    pooling layer is removed: use the returned model from then on.
+    pooling layer is removed: use the returned model from then on. A backbone that cannot be read
+    raises ``UnsupportedArchitectureError`` (and ``model`` is left as it was).
     """
     spec = parse_head_spec(head, **options)
     if spec.is_native:
         return model
     kind = type(model).__name__
-    family = family_of(model.config)
-    task = "image" if kind.endswith("ForImageClassification") else "text" if kind.endswith("ForSequenceClassification") else None
-    if task is None or task != family.modality:
-        raise UnsupportedArchitectureError(
-            f"harness.patch takes a *ForSequenceClassification (text) or *ForImageClassification (vision) model, "
-            f"got {kind}. Supported families: {supported_families()}")
+    task = modality_of(model)
+    # The probe leaves the random state alone: the head below draws the same numbers as without it.
+    reading = model.reading if isinstance(model, _Patched) else read_backbone(model.base_model, task)
     config = copy.deepcopy(model.config)
     previous = getattr(config, CONFIG_KEY, None)
     base_architecture = previous["base_architecture"] if previous else kind
-    setattr(config, CONFIG_KEY, {"head": spec.label, "options": spec.options, "base_architecture": base_architecture})
+    setattr(config, CONFIG_KEY, {"head": spec.label, "options": spec.options, "base_architecture": base_architecture,
+                                 "reading": reading.to_dict()})
     cls = PatchedModelForImageClassification if task == "image" else PatchedModelForSequenceClassification
     patched = cls(config, backbone=model.base_model)
     return patched.to(device=next(model.parameters()).device)
@@ -146,7 +157,7 @@ def from_pretrained(path, **kwargs) -> PreTrainedModel:
     config = AutoConfig.from_pretrained(path)
     entry = getattr(config, CONFIG_KEY, None)
     if entry:
-        modality = family_of(config).modality
+        modality = (Reading.from_dict(entry["reading"]) if entry.get("reading") else legacy_reading(config)).modality
         cls = PatchedModelForImageClassification if modality == "image" else PatchedModelForSequenceClassification
         return cls.from_pretrained(path, config=config, **kwargs)
     from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification

@@ -168,12 +168,12 @@ def test_report_only_needs_runs_csv_not_the_data(tmp_path, capsys):
 
 @pytest.mark.bad_input
 def test_unsupported_architecture(tmp_path, capsys):
-    from transformers import GPT2Config
+    from transformers import Wav2Vec2Config
 
-    model_dir = tmp_path / "gpt2-tiny"
-    GPT2Config(n_layer=1, n_head=2, n_embd=16, architectures=["GPT2ForSequenceClassification"]).save_pretrained(model_dir)
+    model_dir = tmp_path / "wav2vec2-tiny"  # an audio model: no text or image classifier to patch
+    Wav2Vec2Config(architectures=["Wav2Vec2ForSequenceClassification"]).save_pretrained(model_dir)
     out = tmp_path / "out"
-    _fails(capsys, tiny_args(out, models=str(model_dir)), "gpt2", "Supported families", "bert")
+    _fails(capsys, tiny_args(out, models=str(model_dir)), "wav2vec2", "ForSequenceClassification", "Families tested")
     assert not out.exists()
 
 

@@ -1,62 +1,212 @@
-"""harness.patch on tiny random-init models of every supported family (no network)."""
+"""harness.patch on tiny random-init models of every tested family (no network)."""
+import dataclasses
+
 import pytest
 import torch
 from torch.nn import functional as F
-from transformers import (BertModel, GPT2Config, GPT2ForSequenceClassification, Trainer, TrainingArguments)
+from transformers import (BertForMaskedLM, BertModel, Trainer, TrainingArguments, Wav2Vec2Config,
+                          Wav2Vec2ForSequenceClassification)
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
 import harness
-from tiny_models import FAMILIES, TEXT_CONFIGS, pad_more, tiny_inputs, tiny_model
+from harness import families, patcher
+from harness.heads import build_head, parse_head_spec
+from tiny_models import (DECODER_CONFIGS, FAMILIES, LEFT_PADDED, PADDING, TEXT_CONFIGS, VISION_CONFIGS, pad_more,
+                         tiny_config, tiny_inputs, tiny_model)
 
-HEADS = ["cls", "mean", "attn", "san-2", "sla-2", "sla-2:kernel=3", "mhap"]
-NO_FIRST = {"swin", "convnext", "resnet"}
+# Every head, read from every family's backbone; the whole patched model is checked with MAIN.
+HEADS = ["cls", "mean", "attn:d=8", "san-2:d=8", "sla-2:d=8", "sla-2:d=8,kernel=3", "sla-2:d=8,query=cls", "mhap:heads=4"]
+MAIN = "sla-2:d=8,kernel=3"
+LABELS = torch.tensor([0, 1, 2])
 
 
-def heads_for(family):
-    return [h for h in HEADS if not (h == "cls" and family in NO_FIRST)]
+def _trained(model, inputs) -> set:
+    """Names of the base model's parameters that one training step's loss reaches."""
+    model.zero_grad()
+    model.train()(**inputs, labels=LABELS).loss.backward()
+    return {n for n, p in model.base_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+@pytest.fixture(scope="module")
+def trainer_args(tmp_path_factory):
+    return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("trainer")), max_steps=2,
+                             per_device_train_batch_size=4, learning_rate=1e-2, report_to=[], save_strategy="no",
+                             use_cpu=True, logging_steps=1, disable_tqdm=True)
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, family, n=8):
+        self.inputs = tiny_inputs(family, batch=n, length=12, seed=1)
+        self.labels = torch.arange(n) % 3
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {**{k: v[i] for k, v in self.inputs.items()}, "labels": self.labels[i]}
+
+
+def test_the_tested_list_is_the_families_built_here():
+    listed = families.TESTED_FAMILIES
+    assert sorted(n for names in listed.values() for n in names) == sorted(FAMILIES)
+    assert sorted(listed["text decoders"]) == sorted(DECODER_CONFIGS)
+    assert sorted(listed["vision"]) == sorted(VISION_CONFIGS)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_head_forward_backward(family):
-    labels = torch.tensor([0, 1, 2])
+def test_family(family, tmp_path, trainer_args):
+    """One family end to end: every head reads its backbone; the patched model trains the backbone as
+    its native head does, ignores extra padding, saves and loads, and trains in Trainer."""
     inputs = tiny_inputs(family)
-    for head in heads_for(family):
-        model = harness.patch(tiny_model(family), head)
-        out = model(**inputs, labels=labels)
-        expected = SequenceClassifierOutput if family in TEXT_CONFIGS else ImageClassifierOutput
-        assert type(out) is expected
-        assert out.logits.shape == (3, 3) and torch.isfinite(out.loss)
-        out.loss.backward()
-        assert all(p.grad is not None for p in model.head.parameters()), head
-        assert model.classifier.weight.grad.abs().sum() > 0
-        # fine-tuning: the loss reaches the backbone's input embeddings through the head
-        embed = [q.grad.abs().sum() for n, q in model.backbone.named_parameters() if "embed" in n and q.grad is not None]
-        assert embed and sum(embed) > 0, (family, head)
-        total = sum(q.numel() for q in model.parameters())
-        assert harness.head_parameters(model) == total - sum(q.numel() for q in model.backbone.parameters()) > 0
+    is_text = family in TEXT_CONFIGS
+    native = tiny_model(family)
+    native_trained = _trained(native, inputs)
 
-
-@pytest.mark.parametrize("family", list(TEXT_CONFIGS))
-def test_extra_padding_leaves_logits_unchanged(family):
-    inputs = tiny_inputs(family)
-    for head in heads_for(family) + ["native"]:
-        model = harness.patch(tiny_model(family), head).eval()
+    # Every head on the heads' inputs of this backbone, and (text) on the same batch padded further.
+    native.eval()
+    reading = families.read_classifier(native)
+    length, extra = PADDING.get(family, (10, 5))
+    batches = [tiny_inputs(family, length=length)]
+    if is_text:
+        batches.append(pad_more(batches[0], extra, left=family in LEFT_PADDED))
         with torch.no_grad():
-            reference = model(**inputs).logits
-            padded = model(**pad_more(inputs, 5)).logits
-        torch.testing.assert_close(padded, reference, rtol=1e-4, atol=1e-5, msg=f"{family} {head}")
+            logits = [native(**b).logits for b in batches]
+        torch.testing.assert_close(logits[1], logits[0], rtol=1e-4, atol=1e-5, msg=f"{family} native")
+    with torch.no_grad():
+        read = [families.head_inputs(reading, native.config,
+                                     native.base_model(**families.backbone_inputs(reading, native.config, b)), b)
+                for b in batches]
+    states, mask, first, grid = read[0]
+    assert states.shape[0] == 3 and states.shape[2] == reading.hidden_size
+    assert (mask is not None) == is_text and (grid is not None) == (not is_text)
+    assert (first is not None) == reading.has_summary
+    for spec in HEADS:
+        if "cls" in spec and not reading.has_summary:
+            continue
+        torch.manual_seed(0)
+        head = build_head(spec, reading.hidden_size, reading.spatial_dims).eval()
+        pooled = [head(*r).pooled for r in read]
+        assert pooled[0].shape == (3, head.out_dim) and torch.isfinite(pooled[0]).all(), spec
+        if is_text:
+            torch.testing.assert_close(pooled[1], pooled[0], rtol=1e-4, atol=1e-5, msg=f"{family} {spec}")
+
+    # The whole patched model: HF output, loss, gradients into the head and the backbone.
+    model = harness.patch(tiny_model(family), MAIN)
+    out = model.train()(**inputs, labels=LABELS)
+    assert type(out) is (SequenceClassifierOutput if is_text else ImageClassifierOutput)
+    assert out.logits.shape == (3, 3) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
+    assert model.classifier.weight.grad.abs().sum() > 0
+    trained = {n for n, p in model.backbone.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    kept = {n for n, _ in model.backbone.named_parameters()}
+    assert trained and native_trained & kept <= trained, sorted(native_trained & kept - trained)[:5]
+    total = sum(q.numel() for q in model.parameters())
+    assert harness.head_parameters(model) == total - sum(q.numel() for q in model.backbone.parameters()) > 0
+
+    # Save and load: identical logits, through harness.from_pretrained and the class's own.
+    model.eval().save_pretrained(tmp_path)
+    loaded = harness.from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(model) and loaded.spec == model.spec and loaded.reading == model.reading
+    with torch.no_grad():
+        reference = model(**inputs).logits
+        assert torch.equal(loaded(**inputs).logits, reference)
+        assert torch.equal(type(model).from_pretrained(tmp_path).eval()(**inputs).logits, reference)
+
+    # Two Trainer steps move the classifier, the head and the backbone.
+    before = [p.detach().clone() for p in (model.classifier.weight, *model.head.parameters())]
+    backbone_before = [p.detach().clone() for p in model.backbone.parameters()]
+    trainer = Trainer(model=model, args=trainer_args, train_dataset=_Rows(family))
+    # Trainer starts by freeing memory with a full gc.collect, which in a process holding ~50 model
+    # families costs ten times the two steps; nothing here needs it.
+    trainer.accelerator.free_memory = lambda *objects: objects
+    result = trainer.train()
+    assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
+    assert not torch.equal(model.classifier.weight, before[0])
+    assert any(not torch.equal(p, q) for p, q in zip(model.head.parameters(), before[1:]))
+    assert any(not torch.equal(p, q) for p, q in zip(model.backbone.parameters(), backbone_before))
 
 
-@pytest.mark.parametrize("family", ["bert", "vit"])
-def test_native_is_untouched(family):
-    model = tiny_model(family)
+@pytest.mark.parametrize("family,layout,summary,prefix", [
+    ("bert", "tokens", "first", 0), ("xlnet", "tokens", "last", 0), ("gpt2", "tokens", "last", 0),
+    ("llama", "tokens", "last", 0), ("funnel", "tokens", "first", 0),
+    ("vit", "tokens", "first", 1), ("deit", "tokens", "first", 2), ("dinov2_with_registers", "tokens", "first", 5),
+    ("pvt", "tokens", "first", 1), ("swin", "tokens", "none", 0), ("levit", "tokens", "none", 0),
+    ("convnext", "map", "none", 0), ("mobilenet_v2", "map", "none", 0), ("cvt", "map", "cls_token_value", 0)])
+def test_what_the_probe_infers(family, layout, summary, prefix):
+    reading = families.read_classifier(tiny_model(family))
+    assert (reading.layout, reading.summary, reading.n_prefix) == (layout, summary, prefix)
+
+
+def test_a_bert_is_read_as_before():
+    """The reading of the families patched before inference existed is what their table said: the
+    same states, mask and first token (BERT) and the same grid (Swin: from the input size)."""
+    model = tiny_model("bert")
+    inputs = tiny_inputs("bert")
+    reading = families.read_classifier(model)
+    hidden = model.base_model(**inputs).last_hidden_state
+    states, mask, first, grid = families.head_inputs(reading, model.config, model.base_model(**inputs), inputs)
+    assert torch.equal(states, hidden) and torch.equal(mask, inputs["attention_mask"].bool())
+    assert torch.equal(first, hidden[:, 0]) and grid is None
+    assert reading == dataclasses.replace(families.legacy_reading(model.config), backbone_class="BertModel")
+    swin = tiny_model("swin")
+    pixels = torch.randn(2, 3, 32, 48)  # not square: (32/4, 48/4) halved once by patch merging
+    out = swin.base_model(pixel_values=pixels)
+    _, _, first, grid = families.head_inputs(families.read_classifier(swin), swin.config, out, {"pixel_values": pixels})
+    assert grid == (4, 6) and first is None
+
+
+def test_the_probe_leaves_the_random_state_alone(monkeypatch):
+    """The head and classifier built after the probe draw what they would draw without one, and so
+    does everything after them (a study's numbers do not move); the backbone's modes are restored."""
+    def patch_once(**kwargs):
+        model = tiny_model("bert").train()
+        torch.manual_seed(7)
+        patched = harness.patch(model, "sla-3:d=8")
+        assert model.bert.training and all(m.training for m in model.bert.modules())
+        return [p.detach().clone() for p in (*patched.head.parameters(), patched.classifier.weight)], torch.rand(3)
+
+    params, after = patch_once()
+    reading = families.read_classifier(tiny_model("bert"))
+    monkeypatch.setattr(patcher, "read_backbone", lambda backbone, modality: reading)  # no probe at all
+    unprobed, unprobed_after = patch_once()
+    assert all(torch.equal(p, q) for p, q in zip(params, unprobed)) and torch.equal(after, unprobed_after)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("left", [False, True])
+def test_decoder_summary_is_the_last_real_token(family, left):
+    """query=cls and the cls head read the token a decoder's native head reads: the last real one,
+    whichever side the padding is on."""
     inputs = tiny_inputs(family)
+    if left:
+        inputs = {k: v.flip(1) for k, v in inputs.items()}  # padding on the left
+    model = harness.patch(tiny_model(family), "cls").eval()
+    model.capture_internals = True
     with torch.no_grad():
-        before = model(**inputs).logits
-    patched = harness.patch(model, "native")
-    assert patched is model
+        model(**inputs)
+        hidden = model.backbone(**inputs).last_hidden_state
+    real = inputs["attention_mask"].bool()
+    last = [int(torch.nonzero(row).max()) for row in real]
+    assert last == ([9, 9, 9] if left else [9, 7, 5])
+    torch.testing.assert_close(model.last_head_output.pooled, hidden[torch.arange(3), last])
+    # the native head picks the same positions (the last token that is not padding)
+    native = tiny_model(family).eval()
     with torch.no_grad():
-        assert torch.equal(patched(**inputs).logits, before)
+        scores = native.score(native.base_model(**inputs).last_hidden_state)
+        torch.testing.assert_close(native(**inputs).logits, scores[torch.arange(3), last])
+
+
+def test_native_is_untouched():
+    for family in ("bert", "vit", "gpt2"):
+        model = tiny_model(family)
+        inputs = tiny_inputs(family)
+        with torch.no_grad():
+            before = model(**inputs).logits
+        patched = harness.patch(model, "native")
+        assert patched is model
+        with torch.no_grad():
+            assert torch.equal(patched(**inputs).logits, before)
 
 
 def test_backbone_weights_are_kept():
@@ -65,26 +215,23 @@ def test_backbone_weights_are_kept():
     patched = harness.patch(model, "sla-2")
     for key, value in patched.backbone.encoder.state_dict().items():
         assert torch.equal(value, reference[key])
-    assert patched.backbone.pooler is None  # the native pooler's parameters are gone, not left unused
+    # the native pooler's parameters are gone, not left unused
+    assert not [n for n, _ in patched.backbone.named_parameters() if "pooler" in n]
     assert patched.config.sla_bench["head"] == "sla-2"
     assert patched.config.sla_bench["base_architecture"] == "BertForSequenceClassification"
+    assert patched.config.sla_bench["reading"]["hidden_size"] == 32
 
 
-@pytest.mark.parametrize("family,head", [("bert", "sla-3:d=8,kernel=3"), ("distilbert", "mhap"),
-                                         ("deberta-v2", "san-2"), ("vit", "sla-2"), ("swin", "sla-2:kernel=3"),
-                                         ("convnext", "attn"), ("resnet", "mean")])
-def test_save_and_load_give_identical_logits(tmp_path, family, head):
-    model = harness.patch(tiny_model(family), head).eval()
-    inputs = tiny_inputs(family)
-    model.save_pretrained(tmp_path)
-    loaded = harness.from_pretrained(tmp_path).eval()
-    assert type(loaded) is type(model)
-    assert loaded.spec == model.spec
+def test_a_base_model_is_patched_too(tmp_path):
+    torch.manual_seed(0)
+    config = tiny_config("bert", num_labels=4)
+    model = harness.patch(BertModel(config), "mean")
+    inputs = tiny_inputs("bert")
+    out = model(**inputs, labels=torch.tensor([0, 1, 3]))
+    assert out.logits.shape == (3, 4) and torch.isfinite(out.loss)
+    model.eval().save_pretrained(tmp_path)
     with torch.no_grad():
-        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
-    again = type(model).from_pretrained(tmp_path).eval()  # the class's own from_pretrained works too
-    with torch.no_grad():
-        assert torch.equal(again(**inputs).logits, model(**inputs).logits)
+        assert torch.equal(harness.from_pretrained(tmp_path).eval()(**inputs).logits, model(**inputs).logits)
 
 
 def test_native_save_and_load(tmp_path):
@@ -93,6 +240,18 @@ def test_native_save_and_load(tmp_path):
     inputs = tiny_inputs("bert")
     with torch.no_grad():
         assert torch.equal(harness.from_pretrained(tmp_path).eval()(**inputs).logits, model(**inputs).logits)
+
+
+def test_a_checkpoint_without_a_reading_loads(tmp_path):
+    """Checkpoints saved before readings were stored rebuild theirs from the config."""
+    model = harness.patch(tiny_model("deit"), "sla-2:d=8").eval()
+    model.config.sla_bench = {k: v for k, v in model.config.sla_bench.items() if k != "reading"}
+    model.save_pretrained(tmp_path)
+    inputs = tiny_inputs("deit")
+    loaded = harness.from_pretrained(tmp_path).eval()
+    assert (loaded.reading.n_prefix, loaded.reading.summary) == (2, "first")
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
 
 
 def test_hf_loss_semantics():
@@ -127,46 +286,59 @@ def test_internals_are_captured_on_request_only():
     assert torch.all(attentions[0][inputs["attention_mask"] == 0] == 0)
 
 
-class _Rows(torch.utils.data.Dataset):
-    def __init__(self, family, n=8):
-        self.inputs = tiny_inputs(family, batch=n, length=12, seed=1)
-        self.labels = torch.arange(n) % 3
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {**{k: v[i] for k, v in self.inputs.items()}, "labels": self.labels[i]}
+def _clear(error, *words):
+    message = str(error.value)
+    for word in words:
+        assert word in message, (word, message)
 
 
-@pytest.mark.parametrize("family", ["bert", "convnext"])
-def test_two_trainer_steps(tmp_path, family):
-    model = harness.patch(tiny_model(family), "sla-2:d=8")
-    before = model.classifier.weight.detach().clone()
-    head_before = [p.detach().clone() for p in model.head.parameters()]
-    backbone_before = [p.detach().clone() for p in model.backbone.parameters()]
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2,
-                             report_to=[], save_strategy="no", use_cpu=True, logging_steps=1, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=_Rows(family))
-    result = trainer.train()
-    assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
-    assert not torch.equal(model.classifier.weight, before)
-    assert any(not torch.equal(p, q) for p, q in zip(model.head.parameters(), head_before))
-    assert any(not torch.equal(p, q) for p, q in zip(model.backbone.parameters(), backbone_before))  # fine-tuned
+def test_an_output_without_hidden_states_is_refused_clearly():
+    """A base model whose output has no last_hidden_state (here: its pooled vector only)."""
+    model = tiny_model("bert")
 
+    def pooled_only(*args, **kwargs):
+        return {"pooler_output": torch.zeros(3, 32)}
 
-def test_unsupported_architecture_names_the_supported_ones():
-    gpt2 = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, pad_token_id=0))
+    model.bert.forward = pooled_only
     with pytest.raises(harness.UnsupportedArchitectureError) as info:
-        harness.patch(gpt2, "sla-2")
-    message = str(info.value)
-    assert "gpt2" in message and "bert" in message and "convnext" in message and "native" in message
-    assert harness.patch(gpt2, "native") is gpt2  # native works on anything
+        harness.patch(model, "sla-2")
+    _clear(info, "'bert'", "no last_hidden_state", "pooler_output", "QUIRKS", "docs/families.md", "native")
+    assert harness.patch(model, "native") is model  # native works on anything
 
 
-def test_wrong_model_kind_is_refused():
+def test_a_text_backbone_that_shortens_the_sequence_needs_its_quirk(monkeypatch):
+    monkeypatch.delitem(families.QUIRKS, "funnel")
+    with pytest.raises(harness.UnsupportedArchitectureError) as info:
+        harness.patch(tiny_model("funnel"), "mean")
+    _clear(info, "'funnel'", "returns 5 states for 8 input tokens", "QUIRKS", "native")
+
+
+def test_a_failing_backbone_is_refused_clearly_and_left_intact():
+    model = tiny_model("bert")
+    pooler = model.bert.pooler
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("needs bbox")
+
+    model.bert.forward = broken
+    with pytest.raises(harness.UnsupportedArchitectureError) as info:
+        harness.patch(model, "mean")
+    _clear(info, "'bert'", "failed on a probe input", "RuntimeError: needs bbox", "QUIRKS")
+    assert model.bert.pooler is pooler
+
+
+def test_wrong_model_kinds_are_refused():
     with pytest.raises(harness.UnsupportedArchitectureError, match="ForSequenceClassification"):
-        harness.patch(BertModel(TEXT_CONFIGS["bert"]()), "sla-2")
+        harness.patch(BertForMaskedLM(tiny_config("bert")), "sla-2")
+    audio = Wav2Vec2ForSequenceClassification(Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                                              intermediate_size=32, conv_dim=(8,), conv_stride=(5,),
+                                                              conv_kernel=(10,), num_feat_extract_layers=1))
+    with pytest.raises(harness.UnsupportedArchitectureError) as info:
+        harness.patch(audio, "sla-2")
+    _clear(info, "input_values", "input_ids", "pixel_values", "native")
+    with pytest.raises(harness.UnsupportedArchitectureError) as info:  # what run_bench.py checks from a config
+        families.check_config(audio.config, "text")
+    _clear(info, "no *ForSequenceClassification class for model_type 'wav2vec2'", "AutoModel")
 
 
 def test_bad_head_and_option_errors():
@@ -184,4 +356,14 @@ def test_patch_options_and_repatch():
     assert isinstance(model.head.stack.proj_v.proj, torch.nn.Linear)
     again = harness.patch(model, "mhap")  # a patched model can be patched again
     assert again.config.sla_bench["base_architecture"] == "ViTForImageClassification"
-    assert again.backbone is model.backbone
+    assert again.backbone is model.backbone and again.reading == model.reading
+
+
+def test_list_names_the_tested_families(capsys):
+    from harness.cli import main
+
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for names in families.TESTED_FAMILIES.values():
+        for name in names:
+            assert name in out
