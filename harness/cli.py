@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probe-mode feature cache (default $SLA_BENCH_CACHE or ~/.cache/sla-bench)")
     g.add_argument("--force", action="store_true", help="rerun cells already in runs.csv")
     g.add_argument("--shard", default="0/1", help="i/n: run only every n-th cell starting at i (0-based)")
+    g.add_argument("--lease", type=float, default=300.0, metavar="SECONDS",
+                   help="workers sharing --out claim each cell; a claim not renewed for this long (its worker "
+                        "was killed) is taken again")
     b = p.add_argument_group("budget and recipe")
     b.add_argument("--epochs", type=float, default=3.0)
     b.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--depths", default="1-8", help="depth sweep: san-K and sla-K for these K")
     a.add_argument("--widths", default="32,64,128,256,512", help="width sweep: these latent sizes d")
     a.add_argument("--width-depth", type=int, default=3, help="the K of the width sweep")
+    p.add_argument("--report-to", default="", metavar="TRACKERS",
+                   help="log each run to accelerate trackers, e.g. tensorboard (event files under OUT/tracking/)")
     p.add_argument("--config", default=None, metavar="STUDY.yaml",
                    help="a study file (YAML or JSON, keys as these flags: docs in harness/study.py); flags override it")
     p.add_argument("--list", action="store_true", help="list tasks, heads and named models, then exit")
@@ -73,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default="native",
                    help="head(s) the delta table compares against, comma-separated (e.g. native,mean); no retraining")
     return p
+
+
+def check_trackers(names: list[str]) -> list[str]:
+    """``--report-to`` names: accelerate trackers that are installed."""
+    if not names:
+        return names
+    import accelerate.utils
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:
+            raise UsageError(f"--report-to {name}: not a tracker; choose from {', '.join(LOGGER_TYPE_TO_CLASS)}")
+        available = getattr(accelerate.utils, f"is_{name}_available", None)
+        if available is not None and not available():
+            package = {"tensorboard": "tensorboard", "comet_ml": "comet-ml"}.get(name, name)
+            raise UsageError(f"--report-to {name}: the tracker is not installed; pip install {package}"
+                             + (" (or pip install -e .[tracking])" if name == "tensorboard" else ""))
+    return names
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -102,7 +125,7 @@ def validate(args):
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds}: need at least 1 seed")
     for name in ("epochs", "batch_size", "max_length", "max_steps", "max_train_samples", "max_eval_samples",
-                 "lr", "head_lr", "width_depth"):
+                 "lr", "head_lr", "width_depth", "lease"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):  # nan <= 0 is False: test finiteness
             raise UsageError(f"--{name.replace('_', '-')} {value}: must be positive and finite")
@@ -113,6 +136,7 @@ def validate(args):
     baselines = [parse_head_spec(b).label for b in _csv(args.baseline)]
     if not baselines:
         raise UsageError("--baseline needs a head, e.g. native or mean")
+    report_to = check_trackers(_csv(args.report_to))
     shard = parse_shard(args.shard)
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir!r} does not exist; it should hold DIR/glue/<task>/<split>.parquet "
@@ -158,8 +182,8 @@ def validate(args):
     config = GridConfig(tasks=tasks, models=models, heads=heads, seeds=list(range(args.seeds)), out_dir=out,
                         train=train, data_dir=args.data_dir, max_train_samples=args.max_train_samples,
                         max_eval_samples=args.max_eval_samples, max_length=args.max_length,
-                        precision=args.precision, mode=args.mode, force=args.force, shard=shard,
-                        analyses=tuple(analyses), baselines=tuple(baselines))
+                        precision=args.precision, mode=args.mode, force=args.force, shard=shard, lease=args.lease,
+                        analyses=tuple(analyses), baselines=tuple(baselines), report_to=tuple(report_to))
     if args.cache_dir:
         config.cache_dir = Path(args.cache_dir)
     if args.mode == "probe" and not args.report_only:
@@ -398,7 +422,9 @@ def _run(args, argv, study, prepared) -> int:
     config = prepared[-1][0]
     # cpu=True on machines without a GPU: otherwise accelerate ignores a torchrun environment there,
     # and every process would think it is the main one.
-    accelerator = Accelerator(mixed_precision=config.precision, cpu=not torch.cuda.is_available())
+    trackers = _csv(args.report_to)
+    accelerator = Accelerator(mixed_precision=config.precision, cpu=not torch.cuda.is_available(),
+                              log_with=trackers or None, project_dir=str(config.out_dir / "tracking"))
     if accelerator.is_main_process:
         config.out_dir.mkdir(parents=True, exist_ok=True)
         write_study_file(study, prepared, args)
@@ -408,7 +434,9 @@ def _run(args, argv, study, prepared) -> int:
             counts = run_grid(grid, accelerator, splits)
             if accelerator.is_main_process:
                 print(f"grid: {counts['total']} cells, {counts['pending']} run now ({counts['ok']} ok, "
-                      f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {grid.out_dir}/runs.csv")
+                      f"{counts['failed']} failed), {counts['total'] - counts['pending']} already in {grid.out_dir}/runs.csv"
+                      + (f" ({counts['elsewhere']} of them run, or still running, in other workers)"
+                         if counts.get("elsewhere") else ""))
     if accelerator.is_main_process:
         tasks = {t.name: t for grid, _ in prepared for t in _report_tasks(grid)}
         table = write_report(config.out_dir, list(tasks.values()), command="run_bench.py " + " ".join(argv),
@@ -422,7 +450,7 @@ def _run(args, argv, study, prepared) -> int:
 
             ids = {c.run_id for grid, _ in prepared if grid.analyses for c in cells(grid)}
             frame = ResultsStore(config.out_dir / "runs.csv").read_frame(dedupe=True)
-            width_depth = [g for g, _ in prepared if g.analyses][-1].width_depth
+            width_depth = [g.width_depth for g, (c, _) in zip(study.grids, prepared) if c.analyses][-1]
             for path in finalize(analyses, config.out_dir, frame[frame["run_id"].isin(ids)], width_depth):
                 print(f"wrote {path}")
     return 0

@@ -11,7 +11,9 @@ import json
 import os
 import platform
 import subprocess
+import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,8 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, data, results
-from .analyses.drivers import save_records
-from .analyses.record import GradientRecorder, attention_weights, head_family
+from .claims import DEFAULT_LEASE, Claims
+from .analyses.drivers import callbacks as analysis_callbacks
+from .analyses.record import head_family
+from .callbacks import TrackerCallback
 from .features import ProbeModel, probe_rows
 from .fileio import is_write_error
 from .heads import HeadSpec
@@ -46,9 +50,11 @@ class GridConfig:
     mode: str = "finetune"
     force: bool = False
     shard: tuple[int, int] = (0, 1)  # (i, n): this process runs cells i, i+n, i+2n, ...
+    lease: float = DEFAULT_LEASE  # seconds a claimed cell stays reserved without renewal (claims.py); not in run_id
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())  # probe-mode backbone features
     analyses: tuple = ()  # recorders to attach: "gradients", "attention" (see analyses.drivers)
     baselines: tuple = ("native",)  # heads the report's deltas are taken against (no effect on training)
+    report_to: tuple = ()  # accelerate trackers to log each run to ("tensorboard", ...); no effect on training
 
 
 def default_cache_dir() -> Path:
@@ -218,20 +224,14 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
             train_rows, eval_rows = features[task.train_split], {s: features[s] for s in task.eval_splits}
             model = ProbeModel(model, train_rows.f.grid)
         labels = dict(task=task.name, head=cell.head.label, head_family=head_family(cell.head.label), seed=cell.seed)
-        recorder = GradientRecorder(labels) if "gradients" in config.analyses and labels["head_family"] else None
+        hooks = analysis_callbacks(config.analyses, config.out_dir, cell.run_id, labels,
+                                   eval_rows[task.primary_eval_split], accelerator.is_main_process)
+        if config.report_to:
+            hooks.append(TrackerCallback(accelerator, cell.run_id, {**row["config"], **labels, "model": cell.model}))
         result = fit(model, train_rows, eval_rows, train, cell.seed, accelerator, is_regression=task.is_regression,
-                     desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}", step_hook=recorder)
-        if accelerator.is_main_process and labels["head_family"]:
-            if recorder is not None:
-                save_records(config.out_dir, "gradients", cell.run_id, steps=recorder.rows, samples=recorder.samples)
-            if "attention" in config.analyses:
-                weights, entropy = attention_weights(model, eval_rows[task.primary_eval_split], labels)
-                save_records(config.out_dir, "attention", cell.run_id, weights=weights, entropy=entropy)
-        metrics = {}
-        for split in task.eval_splits:
-            scores = task.compute_metrics(result.predictions[split], result.labels[split])
-            prefix = "" if split == task.primary_eval_split else f"{split}/"
-            metrics.update({prefix + k: v for k, v in scores.items()})
+                     desc=f"{task.name}/{cell.model}/{cell.head.label}/s{cell.seed}", callbacks=hooks,
+                     metrics=task.compute_metrics)
+        metrics = dict(result.metrics)
         # Training loss at the end (moving average, main process): beside the score it tells a task that
         # was memorised (low train_loss, chance score) from one that was never fitted.
         metrics["train_loss"] = round(result.final_loss, 4)
@@ -254,27 +254,61 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
     return row
 
 
+def finished_since(config: GridConfig, since: float):
+    """What a worker started at ``since`` (unix time) counts as done when it looks for its next cell: any
+    row written since then (ok or failed: a run that failed is not tried again by every worker of the
+    same launch) and, without ``force``, any ``ok`` row."""
+    def finished(rows) -> set:
+        done = {r["run_id"] for r in rows if results.finished_key(r["finished_at"])[1] >= since}
+        if not config.force:
+            done |= {r["run_id"] for r in rows if r["status"] == "ok"}
+        return done
+    return finished
+
+
+def _next_cell(claims: Optional[Claims], todo: list, finished, accelerator) -> Optional[Cell]:
+    """The main process claims the next free cell; under a launcher every process trains that one."""
+    index = -1
+    if claims is not None:
+        cell, _ = claims.claim_next(todo, finished)
+        index = next(i for i, c in enumerate(todo) if c is cell) if cell is not None else -1
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        index = broadcast_object_list([index])[0]
+    return todo[index] if index >= 0 else None
+
+
 def run_grid(config: GridConfig, accelerator, splits_by_task: Optional[dict] = None) -> dict:
-    """Run every pending cell; returns counts. ``splits_by_task`` may hold already-loaded data."""
+    """Run every pending cell this worker can claim (``claims``: workers started with the same command
+    on one folder split its cells, each trained once); returns counts: ``pending`` the runs made here,
+    ``elsewhere`` the cells left pending at the start that other workers ran or still hold.
+    ``splits_by_task`` may hold already-loaded data."""
     store = results.ResultsStore(config.out_dir / "runs.csv")
     git_sha()  # read at the start, not when each row is written
+    started = time.time()
     todo = pending(config, store)
-    counts = {"total": len(cells(config)), "pending": len(todo), "ok": 0, "failed": 0}
+    counts = {"total": len(cells(config)), "pending": len(todo), "ok": 0, "failed": 0, "elsewhere": 0}
+    claims = Claims(store, config.lease) if accelerator.is_main_process else None
+    finished = finished_since(config, started)
     prepared: dict = {}
     splits_by_task = dict(splits_by_task or {})
     bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not accelerator.is_local_main_process)
-    for cell in todo:
+    while (cell := _next_cell(claims, todo, finished, accelerator)) is not None:
         key = (cell.task.name, cell.model)
         if key not in prepared:
             prepared.clear()  # one (task, model) in memory at a time
             if cell.task.name not in splits_by_task:
                 splits_by_task[cell.task.name] = load_splits(cell.task, config)
             prepared[key] = Prepared(cell.task, splits_by_task[cell.task.name], cell.model, config)
-        row = run_cell(cell, prepared[key], config, accelerator)
-        if accelerator.is_main_process:
-            store.append(row)
+        with claims.held(cell.run_id) if claims is not None else nullcontext():
+            row = run_cell(cell, prepared[key], config, accelerator)
+            if accelerator.is_main_process:
+                store.append(row)
         counts[row["status"]] += 1
         bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
         bar.update(1)
     bar.close()
+    counts["pending"] = counts["ok"] + counts["failed"]
+    counts["elsewhere"] = len(todo) - counts["pending"]
     return counts

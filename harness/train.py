@@ -60,6 +60,7 @@ class TrainResult:
     final_loss: float
     predictions: dict = field(default_factory=dict)  # eval split -> (N,) predicted class ids or values
     labels: dict = field(default_factory=dict)  # eval split -> (N,) labels
+    metrics: dict = field(default_factory=dict)  # from ``fit``'s ``metrics``: "name" (first split), "split/name"
 
 
 PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
@@ -97,12 +98,16 @@ def param_groups(model, config: TrainConfig) -> list[dict]:
 
 
 def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, accelerator,
-        is_regression: bool = False, desc: str = "", step_hook=None) -> TrainResult:
+        is_regression: bool = False, desc: str = "", callbacks=(), metrics=None) -> TrainResult:
     """Train ``model`` on ``train_rows`` and predict every split of ``eval_rows``.
 
-    ``step_hook(model, step)``, if given, is called after each backward pass and before the
-    optimizer step (the gradient analysis reads gradients there).
+    ``callbacks``: :class:`harness.callbacks.Callback` objects (analyses, trackers), called at the
+    points that module lists. ``metrics(predictions, labels) -> dict``, if given, scores every
+    evaluation split; the first split's names are kept as they are, the others get ``split/``.
     """
+    from .callbacks import CallbackList
+
+    callbacks = CallbackList(callbacks)
     if config.freeze_backbone:
         model.base_model.requires_grad_(False)
     train_loader = data.loader(train_rows, config.batch_size, seed=seed, group_by_length=config.group_by_length)
@@ -116,6 +121,8 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
 
+    if callbacks:
+        callbacks.on_train_begin(accelerator.unwrap_model(model))
     model.train()
     step, seen, running = 0, 0, torch.zeros((), device=accelerator.device)
     bad = torch.zeros((), dtype=torch.bool, device=accelerator.device)
@@ -127,8 +134,8 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
             with accelerator.autocast():
                 loss = model(**batch).loss
             accelerator.backward(loss)
-            if step_hook is not None:
-                step_hook(accelerator.unwrap_model(model), step)
+            if callbacks:
+                callbacks.on_after_backward(accelerator.unwrap_model(model), step)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -137,6 +144,8 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
             detached = loss.detach()
             bad |= ~torch.isfinite(detached)
             running = 0.9 * running + 0.1 * detached if step else detached
+            if callbacks:
+                callbacks.on_step_end(accelerator.unwrap_model(model), step, detached)
             step += 1
             seen += batch["labels"].shape[0] * accelerator.num_processes
             if step % config.check_every == 0 or step == total:
@@ -152,10 +161,17 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     predictions, labels = {}, {}
     for split, rows in eval_rows.items():
         predictions[split], labels[split] = predict(model, rows, config.eval_batch_size, accelerator, is_regression)
+    scores = {}
+    for i, split in enumerate(eval_rows if metrics is not None else ()):
+        prefix = "" if i == 0 else f"{split}/"
+        scores.update({prefix + k: v for k, v in metrics(predictions[split], labels[split]).items()})
+    result = TrainResult(step, step / steps_per_epoch, seconds, seen / max(seconds, 1e-9), float(running.item()),
+                         predictions, labels, scores)
+    if callbacks:
+        callbacks.on_train_end(accelerator.unwrap_model(model), result)
     # The accelerator keeps what it prepared; release it, or a grid holds every run's model and optimizer.
     accelerator.free_memory()
-    return TrainResult(step, step / steps_per_epoch, seconds, seen / max(seconds, 1e-9), float(running.item()),
-                       predictions, labels)
+    return result
 
 
 @torch.no_grad()

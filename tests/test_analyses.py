@@ -8,7 +8,7 @@ import torch
 
 from bench_helpers import tiny_args
 from harness.analyses.drivers import DEFAULT_D, heads_for, one_head_per_family, parse_range
-from harness.analyses.record import GradientRecorder, layer_gradients
+from harness.analyses.record import GradientRecorder
 from harness.cli import main
 from harness.heads import SANConfig, SLAConfig, build_head
 
@@ -43,17 +43,23 @@ def test_layer_gradients_are_the_layer_blocks():
     head = build_head("sla-3:d=4", 8)
     states = torch.randn(2, 5, 8)
     head(states, torch.ones(2, 5, dtype=torch.bool)).pooled.sum().backward()
-    grads = layer_gradients(head)
+    grads = head.layer_gradients()
     stack = head.stack
     expected_1 = torch.cat([stack.proj_v.proj.weight.grad[4:8].flatten(), stack.proj_q[1].weight.grad.flatten(),
                             stack.score[1].weight.grad.flatten(), stack.proj_v.proj.bias.grad[4:8],
                             stack.proj_c[0].proj.weight.grad.flatten()])
     assert torch.equal(grads[1], expected_1)
     assert [g.numel() for g in grads] == [4 * 8 + 4 * 8 + 4 + 4, 4 * 8 + 4 * 8 + 4 + 4 + 4 * 5, 4 * 8 + 4 * 8 + 4 + 4 + 4 * 5]
-    recorder = GradientRecorder({"head_family": "sla"}, sample=10, sample_every=1)
-    recorder(type("M", (), {"head": head})(), step=0)
+    saved = {}
+    recorder = GradientRecorder({"head_family": "sla"}, sample=10, sample_every=1, save=lambda **f: saved.update(f))
+    recorder.on_after_backward(type("M", (), {"head": head})(), step=0)
     assert [r["layer"] for r in recorder.rows] == [1, 2, 3] and len(recorder.samples) == 30
     assert recorder.rows[1]["grad_norm"] == pytest.approx(expected_1.norm().item())
+    recorder.on_train_end(None, None)
+    assert saved["steps"] is recorder.rows and len(saved["samples"]) == 30
+    # the parameters each layer's gradient belongs to, as the head names them
+    assert sum(p.numel() for p in stack.layer_parameters(1)) == expected_1.numel()
+    assert build_head("mean", 8).layer_gradients() == []  # no stacked layers, nothing to record
 
 
 def test_all_analyses_on_a_tiny_probe_run(tmp_path):

@@ -8,10 +8,14 @@
 Records go to ``OUT/analyses/<kind>/<run_id>-<name>.csv.gz`` (one file per run, so a resumed study
 keeps them; only the columns that vary within a run, the run's task, head and seed are joined back
 from runs.csv); plots and the CSV behind each one to ``OUT/analyses/<kind>.png`` / ``.csv``.
+The tables the gradient and attention figures draw also go, with the runs they cover, to
+``OUT/analyses/<kind>-summary.csv.gz`` (:mod:`harness.analyses.summary`): a few MB where the raw records
+take a hundred, enough to redraw every figure byte-identical when the raw records are gone.
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +24,11 @@ from ..heads import SANConfig
 from .record import head_family
 
 ANALYSES = ("depth", "gradients", "attention", "width")
+
+#: Per kind of record, the record files each run writes (``<run_id>-<name>.csv.gz``).
+RECORDS = {"gradients": ("steps", "samples"), "attention": ("weights", "entropy")}
+
+log = logging.getLogger(__name__)
 
 
 def parse_range(text: str) -> list[int]:
@@ -41,6 +50,26 @@ def heads_for(analyses, heads: list[str], depths, widths, width_depth: int) -> l
     if "width" in analyses:
         out += [f"{family}-{width_depth}:d={d}" for family in ("san", "sla") for d in widths]
     return list(dict.fromkeys(out))
+
+
+def callbacks(analyses, out_dir: Path, run_id: str, labels: dict, eval_rows, is_main: bool) -> list:
+    """The recorders a run needs for ``analyses`` (``fit`` callbacks), each saving its records under
+    ``OUT/analyses/<kind>/`` at the end of training (on the main process only). Runs of heads with
+    no attention to read (``head_family`` None: ``native``, ``cls``, ``mean``) get none."""
+    from .record import AttentionRecorder, GradientRecorder
+
+    if not labels.get("head_family"):
+        return []
+
+    def saver(kind):
+        return lambda **frames: save_records(out_dir, kind, run_id, **frames) if is_main else None
+
+    out = []
+    if "gradients" in analyses:
+        out.append(GradientRecorder(labels, save=saver("gradients")))
+    if "attention" in analyses and is_main:
+        out.append(AttentionRecorder(eval_rows, labels, save=saver("attention")))
+    return out
 
 
 def record_dir(out_dir: Path, kind: str) -> Path:
@@ -118,13 +147,82 @@ def _by_head(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(head_family=records["head"]) if not records.empty else records
 
 
+def summary_path(out_dir: Path, kind: str) -> Path:
+    """``OUT/analyses/<kind>-summary.csv.gz``: the tables of ``kind``'s figures, for the runs they cover."""
+    return Path(out_dir) / "analyses" / f"{kind}-summary.csv.gz"
+
+
+def _recorded(out_dir: Path, kind: str, runs: pd.DataFrame) -> set:
+    """The run_ids of ``runs`` whose raw records of ``kind`` are on disk."""
+    folder = record_dir(out_dir, kind)
+    if not folder.is_dir():
+        return set()
+    first = RECORDS[kind][0]
+    return {f.name.split("-")[0] for f in folder.glob(f"*-{first}.csv.gz")} & set(runs["run_id"].astype(str))
+
+
+def _tables_from_records(out_dir: Path, kind: str, runs: pd.DataFrame) -> dict:
+    """The summary tables of ``kind`` (:data:`summary.SCHEMAS` names) computed from the raw records of ``runs``."""
+    from . import plots
+    from .summary import FIGURE_TABLES
+
+    def named(figure: str, tables: dict) -> dict:
+        return {FIGURE_TABLES[figure][key]: table for key, table in tables.items()}
+
+    first, second = (_by_head(_records(out_dir, kind, name, runs)) for name in RECORDS[kind])
+    if first.empty:
+        return {}
+    if kind == "gradients":
+        return {**named("gradient-variance", plots.gradient_variance_tables(first)),
+                **named("gradient-histograms", plots.gradient_histogram_tables(second))}
+    return named("attention", plots.attention_tables(first, second))
+
+
+def layer_tables(out_dir: Path, kind: str, runs: pd.DataFrame) -> dict:
+    """The tables of ``kind``'s figures (``gradients`` or ``attention``) for the runs ``runs`` (rows of
+    runs.csv), with ``runs``: the runs they cover; empty when there is nothing to draw.
+
+    From the raw records when they are on disk for every run the summary file covers (a study that
+    keeps its records, or a new one); else from ``OUT/analyses/<kind>-summary.csv.gz`` when it covers
+    every run whose records are on disk and only runs of ``runs`` (a clone without the raw records).
+    Otherwise (the records of some runs are gone and the summary covers other runs) nothing is
+    drawn: the figures and the summary stay as they are, and a warning says how to regenerate the records.
+    """
+    from .summary import read_summary
+
+    on_disk = _recorded(out_dir, kind, runs)
+    path = summary_path(out_dir, kind)
+    summary = read_summary(path) if path.is_file() else {}
+    covered = set(summary["runs"]["run_id"]) if "runs" in summary else set()
+    if covered <= on_disk:
+        if not on_disk:
+            return {}
+        kept = runs[runs["run_id"].astype(str).isin(on_disk)]
+        tables = _tables_from_records(out_dir, kind, kept)
+        if tables:
+            tables["runs"] = (kept[["task", "head", "seed", "run_id"]].astype({"seed": "int64"})
+                              .sort_values(["task", "head", "seed", "run_id"]).reset_index(drop=True))
+        return tables
+    if on_disk <= covered <= set(runs["run_id"].astype(str)):
+        return summary
+    lost = sorted(covered - on_disk)
+    log.warning("%s figures not redrawn: the raw records of %d run(s) the summary %s covers are not under %s "
+                "(e.g. %s), and %d run(s) it does not cover have records there; the figures and the summary "
+                "are kept as they are. To redraw from every run, regenerate the records: rerun the study's "
+                "command with --force (it retrains every run).", kind, len(lost), path,
+                record_dir(out_dir, kind), ", ".join(lost[:3]), len(on_disk - covered))
+    return {}
+
+
 def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) -> list[Path]:
     """Write each analysis's plots from this study's runs (``runs``: its rows of runs.csv).
 
     Depth and width plot every san/sla run; gradients and attention plot, per task, one head per family
-    (``one_head_per_family``), whose per-run records for every head stay under ``analyses/<kind>/``.
+    (``one_head_per_family``), whose per-run records for every head stay under ``analyses/<kind>/``,
+    and write the tables they draw to ``analyses/<kind>-summary.csv.gz`` (see :func:`layer_tables`).
     """
     from . import plots
+    from .summary import FIGURE_TABLES, write_summary
 
     out_dir, written = Path(out_dir), []
     base = out_dir / "analyses"
@@ -137,15 +235,18 @@ def finalize(analyses, out_dir: Path, runs: pd.DataFrame, width_depth: int = 3) 
         width = stack[stack["depth"] == width_depth]
         written += plots.plot_width(width[["task", "head_family", "d", "seed", "score", "metric"]], base / "width")
     internals = one_head_per_family(runs)
-    if "gradients" in analyses:
-        steps = _by_head(_records(out_dir, "gradients", "steps", internals))
-        samples = _by_head(_records(out_dir, "gradients", "samples", internals))
-        if not steps.empty:
-            written += plots.plot_gradient_variance(steps, base / "gradient-variance")
-            written += plots.plot_gradient_histograms(samples, base / "gradient-histograms")
-    if "attention" in analyses:
-        weights = _by_head(_records(out_dir, "attention", "weights", internals))
-        entropy = _by_head(_records(out_dir, "attention", "entropy", internals))
-        if not weights.empty:
-            written += plots.plot_attention(weights, base / "attention", frame_entropy=entropy)
+    draw = {"gradients": [("gradient-variance", plots.draw_gradient_variance),
+                          ("gradient-histograms", plots.draw_gradient_histograms)],
+            "attention": [("attention", plots.draw_attention)]}
+    for kind in ("gradients", "attention"):
+        if kind not in analyses or internals.empty:
+            continue
+        tables = layer_tables(out_dir, kind, internals)
+        if not tables:
+            continue
+        for figure, fn in draw[kind]:
+            written += fn({key: tables[name] for key, name in FIGURE_TABLES[figure].items() if name in tables},
+                          base / figure)
+        write_summary(summary_path(out_dir, kind), tables)
+        written.append(summary_path(out_dir, kind))
     return written

@@ -9,42 +9,45 @@ from typing import Optional
 import numpy as np
 import torch
 
-
-def layer_gradients(head) -> list[torch.Tensor]:
-    """Per attention layer t (0 = nearest the input), every gradient entry of its parameters:
-    its block of the fused V projection, its query projection, its scorer and, for SLA, its
-    projection of the carried state."""
-    stack, d = head.stack, head.stack.d
-    out = []
-    for t in range(stack.depth):
-        parts = [stack.proj_v.proj.weight.grad[t * d:(t + 1) * d], stack.proj_q[t].weight.grad, stack.score[t].weight.grad]
-        if stack.proj_v.proj.bias is not None:
-            parts.append(stack.proj_v.proj.bias.grad[t * d:(t + 1) * d])
-        if stack.proj_c is not None and t > 0:
-            parts.append(stack.proj_c[t - 1].proj.weight.grad)
-        out.append(torch.cat([p.detach().float().flatten() for p in parts if p is not None]))
-    return out
+from ..callbacks import Callback
 
 
-class GradientRecorder:
-    """``fit``'s step hook: per step and layer, the norm and spread of the gradient reaching that
-    layer, plus a fixed random sample of raw entries every ``sample_every`` steps."""
+class GradientRecorder(Callback):
+    """After each backward pass: per layer (``head.layer_gradients()``), the norm and spread of the
+    gradient reaching that layer, plus a fixed random sample of raw entries every ``sample_every``
+    steps. At the end of training, ``save(rows, samples)`` (if given) keeps them."""
 
-    def __init__(self, labels: dict, sample: int = 50, sample_every: int = 10, seed: int = 0):
-        self.labels, self.sample, self.sample_every = labels, sample, sample_every
+    def __init__(self, labels: dict, sample: int = 50, sample_every: int = 10, seed: int = 0, save=None):
+        self.labels, self.sample, self.sample_every, self.save = labels, sample, sample_every, save
         self.rows, self.samples = [], []
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, model, step: int) -> None:
+    def on_after_backward(self, model, step: int) -> None:
         head = getattr(model, "head", None)
-        if head is None or not hasattr(head, "stack"):
+        if head is None or not hasattr(head, "layer_gradients"):
             return
-        for t, grad in enumerate(layer_gradients(head)):
+        for t, grad in enumerate(head.layer_gradients()):
             self.rows.append({**self.labels, "layer": t + 1, "step": step, "grad_norm": grad.norm().item(),
                               "grad_std": grad.std().item()})
             if step % self.sample_every == 0:
                 picks = self.rng.choice(grad.numel(), size=min(self.sample, grad.numel()), replace=False)
                 self.samples += [{**self.labels, "layer": t + 1, "value": v} for v in grad[picks].tolist()]
+
+    def on_train_end(self, model, result) -> None:
+        if self.save is not None:
+            self.save(steps=self.rows, samples=self.samples)
+
+
+class AttentionRecorder(Callback):
+    """After training: ``attention_weights`` of the head on ``rows`` (the primary evaluation split),
+    handed to ``save(weights, entropy)``."""
+
+    def __init__(self, rows, labels: dict, save):
+        self.rows, self.labels, self.save = rows, labels, save
+
+    def on_train_end(self, model, result) -> None:
+        weights, entropy = attention_weights(model, self.rows, self.labels)
+        self.save(weights=weights, entropy=entropy)
 
 
 @torch.no_grad()

@@ -32,6 +32,9 @@ class AttentionPool(PoolingHead):
         # The same parameter names as sla-1, so that sla-1 (phi=tanh, readout=z) can load them.
         self.stack = AttentionStack(dim, 1, config.d, config.kernel, "tanh", spatial_dims)
 
+    def layer_gradients(self) -> list:
+        return self.stack.layer_gradients()
+
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
         states = in_compute_dtype(states)

@@ -51,6 +51,12 @@ class PoolingHead(nn.Module):
     ) -> HeadOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def layer_gradients(self) -> list[torch.Tensor]:
+        """Per stacked attention layer t (0 = nearest the input), the gradient of that layer's own
+        parameters as one flat vector (empty before a backward pass). Heads without stacked
+        layers (``cls``, ``mean``, ``mhap``) have none."""
+        return []
+
 
 def full_mask(states: torch.Tensor) -> torch.Tensor:
     """(B, N) all-True mask for inputs without padding (images)."""
@@ -164,6 +170,33 @@ class AttentionStack(nn.Module):
         self.score = nn.ModuleList(nn.Linear(d, 1, bias=False) for _ in range(depth))  # w_t
         self.proj_c = nn.ModuleList(PositionConv(carry_dim, d, kernel, spatial_dims, bias=False)
                                     for _ in range(depth - 1)) if carry_dim else None  # W_c,t, t >= 2
+
+    def layer_parameters(self, t: int) -> list[torch.Tensor]:
+        """Layer t's own parameters (0-based): its block of the fused V projection (rows t*d..(t+1)*d
+        of the weight and bias, as views), W_q,t, w_t and, for SLA at t >= 1, W_c,t."""
+        d = self.d
+        parts = [self.proj_v.proj.weight[t * d:(t + 1) * d], self.proj_q[t].weight, self.score[t].weight]
+        if self.proj_v.proj.bias is not None:
+            parts.append(self.proj_v.proj.bias[t * d:(t + 1) * d])
+        if self.proj_c is not None and t > 0:
+            parts.append(self.proj_c[t - 1].proj.weight)
+        return parts
+
+    def layer_gradients(self) -> list[torch.Tensor]:
+        """Per layer t, the gradient of ``layer_parameters(t)`` flattened into one float vector."""
+        d = self.d
+        out = []
+        for t in range(self.depth):
+            grads = [self.proj_v.proj.weight.grad, self.proj_q[t].weight.grad, self.score[t].weight.grad]
+            if any(g is None for g in grads):
+                return []
+            parts = [grads[0][t * d:(t + 1) * d], grads[1], grads[2]]
+            if self.proj_v.proj.bias is not None and self.proj_v.proj.bias.grad is not None:
+                parts.append(self.proj_v.proj.bias.grad[t * d:(t + 1) * d])
+            if self.proj_c is not None and t > 0 and self.proj_c[t - 1].proj.weight.grad is not None:
+                parts.append(self.proj_c[t - 1].proj.weight.grad)
+            out.append(torch.cat([p.detach().float().flatten() for p in parts]))
+        return out
 
     def project_values(self, states, mask, grid=None) -> list[torch.Tensor]:
         """[W_v,t V for t in 1..K], each (B, N, d)."""

@@ -37,6 +37,9 @@ class StackedAttention(PoolingHead):
         self.query = InitialQuery(dim, config.query)
         self.stack = AttentionStack(dim, config.depth, config.d, config.kernel, "tanh", spatial_dims)
 
+    def layer_gradients(self) -> list:
+        return self.stack.layer_gradients()
+
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
         attentions, latents = collect(return_internals), collect(return_internals)

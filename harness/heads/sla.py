@@ -56,6 +56,9 @@ class StackedLatentAttention(PoolingHead):
         self.stack = AttentionStack(dim, config.depth, config.d, config.kernel, config.phi, spatial_dims,
                                     carry_dim=carried)
 
+    def layer_gradients(self) -> list:
+        return self.stack.layer_gradients()
+
     def forward(self, states, mask=None, first=None, grid=None, return_internals=False) -> HeadOutput:
         mask = full_mask(states) if mask is None else mask
         attentions, latents = collect(return_internals), collect(return_internals)
