@@ -218,6 +218,12 @@ def load_model(name: str, num_labels: int, texts: Optional[Callable[[], Iterable
     kwargs = dict(num_labels=num_labels, ignore_mismatched_sizes=True, **labels)
     if modality == "text":
         tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            # Decoder tokenizers (GPT-2, Llama) ship no pad token, and their classifiers find the last real
+            # token by the pad id: both get the end-of-text token, the usual choice for these models.
+            tokenizer.pad_token = tokenizer.eos_token
+        if getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+            kwargs["pad_token_id"] = tokenizer.pad_token_id
         build = lambda: AutoModelForSequenceClassification.from_pretrained(path, **kwargs)  # noqa: E731
         return LoadedModel(name, "text", build, tokenizer, pretrained=True, source=str(path))
     size, mean, std = _image_settings(path, config)

@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import torch
 from torch.nn import functional as F
-from transformers import (BertForMaskedLM, BertModel, Trainer, TrainingArguments, Wav2Vec2Config,
-                          Wav2Vec2ForSequenceClassification)
+from transformers import (BertForMaskedLM, BertModel, GPT2ForSequenceClassification, Trainer, TrainingArguments,
+                          Wav2Vec2Config, Wav2Vec2ForSequenceClassification)
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
 import harness
@@ -367,3 +367,29 @@ def test_list_names_the_tested_families(capsys):
     for names in families.TESTED_FAMILIES.values():
         for name in names:
             assert name in out
+
+
+def test_a_decoder_checkpoint_gets_a_pad_token(tmp_path):
+    """A decoder saved without a pad token (as GPT-2 ships) loads for run_bench.py with one, so that its
+    native head can find the last real token of a padded batch, and the patched model reads the same."""
+    from transformers import PreTrainedTokenizerFast
+
+    from harness.models import load_model, word_level_tokenizer
+
+    words = word_level_tokenizer(["a b c d e f g"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words.backend_tokenizer, eos_token="[SEP]", unk_token="[UNK]")
+    assert tokenizer.pad_token is None
+    tokenizer.save_pretrained(tmp_path)
+    config = tiny_config("gpt2")
+    config.pad_token_id = None
+    GPT2ForSequenceClassification(config).save_pretrained(tmp_path)
+    loaded = load_model(str(tmp_path), num_labels=2)
+    eos = loaded.tokenizer.eos_token_id
+    assert loaded.tokenizer.pad_token_id == eos
+    native = loaded.build().eval()
+    assert native.config.pad_token_id == eos
+    batch = {"input_ids": torch.tensor([[5, 6, 7, eos], [5, 6, eos, eos]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])}
+    with torch.no_grad():
+        assert native(**batch).logits.shape == (2, 2)
+        assert harness.patch(native, "sla-2:d=8").eval()(**batch).logits.shape == (2, 2)
