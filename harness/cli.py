@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--depths", default="1-8", help="depth sweep: san-K and sla-K for these K")
     a.add_argument("--widths", default="32,64,128,256,512", help="width sweep: these latent sizes d")
     a.add_argument("--width-depth", type=int, default=3, help="the K of the width sweep")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also debug messages (tracebacks of failed runs)")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only; no progress bars")
     p.add_argument("--report-to", default="", metavar="TRACKERS",
                    help="log each run to accelerate trackers, e.g. tensorboard (event files under OUT/tracking/)")
     p.add_argument("--config", default=None, metavar="STUDY.yaml",
@@ -371,7 +374,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     from .fileio import is_write_error
 
-    _log_to_stderr()
+    _log_to_stderr(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     try:
         return _run(args, argv, study, prepared)
     except OSError as error:  # disk full, a folder made read-only mid-study: stop cleanly, rows stay
@@ -401,14 +404,14 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(level: int = logging.INFO) -> None:
     """The tool's own messages (``harness.*`` loggers) go to stderr, once per process."""
     logger = logging.getLogger("harness")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("run_bench.py: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    logger.setLevel(level)
 
 
 def _run(args, argv, study, prepared) -> int:
@@ -442,7 +445,7 @@ def _run(args, argv, study, prepared) -> int:
         table = write_report(config.out_dir, list(tasks.values()), command="run_bench.py " + " ".join(argv),
                              baselines=config.baselines)
         print(markdown(table))
-        print(f"wrote {config.out_dir}/runs.csv, deltas.csv, summary.md, study.yaml")
+        log.info("wrote %s/runs.csv, deltas.csv, summary.md, study.yaml", config.out_dir)
         analyses = tuple(dict.fromkeys(a for grid, _ in prepared for a in grid.analyses))
         if analyses:
             from .analyses.drivers import finalize
@@ -452,7 +455,7 @@ def _run(args, argv, study, prepared) -> int:
             frame = ResultsStore(config.out_dir / "runs.csv").read_frame(dedupe=True)
             width_depth = [g.width_depth for g, (c, _) in zip(study.grids, prepared) if c.analyses][-1]
             for path in finalize(analyses, config.out_dir, frame[frame["run_id"].isin(ids)], width_depth):
-                print(f"wrote {path}")
+                log.info("wrote %s", path)
     return 0
 
 

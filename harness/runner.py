@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -31,7 +32,10 @@ from .fileio import is_write_error
 from .heads import HeadSpec
 from .models import LoadedModel, load_model, model_modality
 from .patcher import head_parameters, patch
-from .train import NonFiniteLoss, TrainConfig, backbone_lr, fit
+from .train import NonFiniteLoss, progress_disabled, TrainConfig, backbone_lr, fit
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -160,8 +164,8 @@ class Prepared:
             rows = {task.train_split: self.train, **self.evals}
             self.features, status = probe_rows(self.loaded, rows, config.precision, config.cache_dir,
                                                config.train.eval_batch_size, accelerator)
-            tqdm.write(f"probe features for {task.name}/{self.loaded.name}: " +
-                       ", ".join(f"{k} {v}" for k, v in status.items()) + f" (cache {config.cache_dir})")
+            log.info("probe features for %s/%s: %s (cache %s)", task.name, self.loaded.name,
+                     ", ".join(f"{k} {v}" for k, v in status.items()), config.cache_dir)
         return self.features
 
 
@@ -247,9 +251,9 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
         if "out of memory" in str(error).lower() and torch.cuda.is_available():
             torch.cuda.empty_cache()
         row.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000])
-        tqdm.write(f"failed: {task.name}/{cell.model}/{cell.head.label}/seed {cell.seed}: {row['error']}")
+        log.warning("failed: %s/%s/%s/seed %d: %s", task.name, cell.model, cell.head.label, cell.seed, row["error"])
         if not isinstance(error, NonFiniteLoss):
-            tqdm.write(traceback.format_exc(limit=-3))
+            log.debug("%s", traceback.format_exc(limit=-3))
     row["finished_at"] = results.utc_now()
     return row
 
@@ -293,7 +297,7 @@ def run_grid(config: GridConfig, accelerator, splits_by_task: Optional[dict] = N
     finished = finished_since(config, started)
     prepared: dict = {}
     splits_by_task = dict(splits_by_task or {})
-    bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not accelerator.is_local_main_process)
+    bar = tqdm(total=len(todo), desc="grid", unit="run", disable=progress_disabled(accelerator))
     while (cell := _next_cell(claims, todo, finished, accelerator)) is not None:
         key = (cell.task.name, cell.model)
         if key not in prepared:

@@ -17,6 +17,7 @@ and ``accelerate launch`` runs it data-parallel unchanged. The recipe:
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,14 @@ class TrainResult:
 
 
 PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
+
+
+def progress_disabled(accelerator) -> Optional[bool]:
+    """tqdm's ``disable``: bars on the local main process only, and only on a terminal (None: tqdm
+    turns them off when stderr is not a TTY, so a redirected log holds messages, not bars), and not
+    under ``-q`` (the ``harness`` logger above INFO)."""
+    quiet = not logging.getLogger("harness").isEnabledFor(logging.INFO)
+    return True if quiet or not accelerator.is_local_main_process else None
 
 
 def backbone_lr(lr: Optional[float], pretrained: bool = True) -> float:
@@ -126,7 +135,7 @@ def fit(model, train_rows, eval_rows: dict, config: TrainConfig, seed: int, acce
     model.train()
     step, seen, running = 0, 0, torch.zeros((), device=accelerator.device)
     bad = torch.zeros((), dtype=torch.bool, device=accelerator.device)
-    bar = tqdm(total=total, desc=desc, leave=False, disable=not accelerator.is_local_main_process, unit="step")
+    bar = tqdm(total=total, desc=desc, leave=False, disable=progress_disabled(accelerator), unit="step")
     start = time.perf_counter()
     while step < total:
         for batch in train_loader:

@@ -405,3 +405,29 @@ def test_malformed_results_file_is_refused_and_kept(tmp_path, capsys, make, word
     (out / "runs.csv").write_text(content)
     _fails(capsys, tiny_args(out), *words)
     assert (out / "runs.csv").read_text() == content and sorted(p.name for p in out.iterdir()) == ["runs.csv"]
+
+
+def test_python_m_harness_and_quiet_logs(tmp_path):
+    """``python -m harness`` is run_bench.py; with output redirected there are no progress bars, and
+    -q leaves only the table on stdout and nothing on stderr."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "harness", *tiny_args(out, seeds=1)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert "| toy-sentiment | tiny-bert |" in done.stdout and len(runs(out)) == 2
+    assert "it/s" not in done.stderr and "step/s" not in done.stderr and "run/s" not in done.stderr  # no bars
+    assert "run_bench.py: INFO: wrote" in done.stderr
+    quiet = subprocess.run(command + ["-q"], capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).parent.parent)
+    assert quiet.returncode == 0 and quiet.stderr.strip() == "" and "| toy-sentiment |" in quiet.stdout
+
+
+def test_one_version_source():
+    from importlib.metadata import version
+
+    import harness
+
+    assert version("sla-bench") == harness.__version__
