@@ -19,6 +19,12 @@ _PLOTS = (
     "plot_gradient_variance",
     "plot_gradient_histograms",
     "plot_attention",
+    "gradient_variance_tables",
+    "gradient_histogram_tables",
+    "attention_tables",
+    "draw_gradient_variance",
+    "draw_gradient_histograms",
+    "draw_attention",
 )
 
 __all__ = list(_PLOTS)

@@ -22,6 +22,12 @@ histograms`                entries)                                             
                            example)
 ========================== ======================================================= ==========================
 
+The layer-by-layer figures come in two steps, so that they can be redrawn without the raw records:
+``gradient_variance_tables`` / ``gradient_histogram_tables`` / ``attention_tables`` reduce the frames
+to the per-(task, head_family, layer) tables behind the figure (the CSVs it writes), and
+``draw_gradient_variance`` / ``draw_gradient_histograms`` / ``draw_attention`` draw the figure and write
+those CSVs from the tables alone; ``plot_*`` is the one after the other.
+
 ``layer`` is 1-based, 1 = the attention layer nearest the input. Layer-by-layer figures draw each task
 apart (a row of panels per task): layers of different tasks are never pooled. A frame without ``task``
 is one task, named ``all``. Confidence intervals (:func:`mean_ci`)
@@ -52,6 +58,12 @@ __all__ = [
     "plot_gradient_variance",
     "plot_gradient_histograms",
     "plot_attention",
+    "gradient_variance_tables",
+    "gradient_histogram_tables",
+    "attention_tables",
+    "draw_gradient_variance",
+    "draw_gradient_histograms",
+    "draw_attention",
 ]
 
 CI_LEVEL = 0.95
@@ -246,6 +258,22 @@ def plot_width(frame: pd.DataFrame | str | Path, path: str | Path, *, level: flo
     return _score_curves(frame, path, "d", "latent size d (log2 scale)", "latent size d", log2=True, level=level)
 
 
+def gradient_variance_tables(frame: pd.DataFrame | str | Path, *, level: float = CI_LEVEL) -> dict[str, pd.DataFrame]:
+    """The tables :func:`plot_gradient_variance` draws, from its ``frame`` (see there).
+
+    ``{"table": task, head_family, layer, n, mean, ci_low, ci_high}``: per layer, the variance over steps of
+    ``grad_norm`` (ddof=1) of each run (task, head_family, seed), then :func:`mean_ci` over the ``n`` seeds;
+    ``{"curves": task, head_family, layer, step, n, mean, ci_low, ci_high}``: ``grad_norm`` per step, mean
+    over seeds with its CI.
+    """
+    frame = _frame(frame, ["head_family", "layer", "step", "grad_norm"], "plot_gradient_variance")
+    frame = frame.assign(task=frame.get("task", "all"), seed=frame.get("seed", 0))
+    per_run = (frame.groupby(["task", "head_family", "seed", "layer"])["grad_norm"]
+               .var(ddof=1).rename("var").reset_index())
+    return {"table": summarize(per_run, ["task", "head_family", "layer"], "var", level),
+            "curves": summarize(frame, ["task", "head_family", "layer", "step"], "grad_norm", level)}
+
+
 def plot_gradient_variance(
     frame: pd.DataFrame | str | Path, path: str | Path, *, level: float = CI_LEVEL
 ) -> list[Path]:
@@ -259,18 +287,17 @@ def plot_gradient_variance(
     over ``n`` seeds of the per-run variance); ``<path>_curves.csv.gz`` = ``task, head_family, layer, step,
     n, mean, ci_low, ci_high`` of ``grad_norm`` (one row per step: compressed, 6 significant digits).
     """
-    frame = _frame(frame, ["head_family", "layer", "step", "grad_norm"], "plot_gradient_variance")
-    frame = frame.assign(task=frame.get("task", "all"), seed=frame.get("seed", 0))
+    return draw_gradient_variance(gradient_variance_tables(frame, level=level), path, level=level)
+
+
+def draw_gradient_variance(tables: dict[str, pd.DataFrame], path: str | Path, *, level: float = CI_LEVEL) -> list[Path]:
+    """:func:`plot_gradient_variance`'s figure and CSVs from its tables (:func:`gradient_variance_tables`)."""
+    table, curves = tables["table"], tables["curves"]
     png, csv, curves_csv = _out(path, "curves")
     curves_csv = curves_csv.with_name(curves_csv.name + ".gz")
-    per_run = (frame.groupby(["task", "head_family", "seed", "layer"])["grad_norm"]
-               .var(ddof=1).rename("var").reset_index())
-    table = summarize(per_run, ["task", "head_family", "layer"], "var", level)
-    curves = summarize(frame, ["task", "head_family", "layer", "step"], "grad_norm", level)
     table.to_csv(csv, index=False)
     # mtime 0: the same numbers give the same bytes, so a --report-only rewrite leaves git quiet
     curves.to_csv(curves_csv, index=False, float_format="%.6g", compression={"method": "gzip", "mtime": 0})
-
     families = sorted(table["head_family"].unique())
     colors, styles = _colors(families), dict(zip(families, ["-", "--", ":", "-."] * 3))
     layers = sorted(table["layer"].unique())
@@ -309,6 +336,25 @@ def plot_gradient_variance(
     return [png, csv, curves_csv]
 
 
+def gradient_histogram_tables(samples: pd.DataFrame | str | Path, *, bins: int = 60,
+                              clip_quantile: float = 0.999) -> dict[str, pd.DataFrame]:
+    """The tables :func:`plot_gradient_histograms` draws, from its ``samples`` (see there).
+
+    ``{"table": task, head_family, layer, bin_low, bin_high, count, fraction}`` (``bins`` rows per task,
+    family and layer) and ``{"summary": task, head_family, layer, n, mean, std, var, excess_kurtosis}``.
+    """
+    frame = _with_task(_frame(samples, ["head_family", "layer", "value"], "plot_gradient_histograms"))
+
+    def edges(values: np.ndarray) -> np.ndarray:
+        lim = float(np.quantile(np.abs(values[np.isfinite(values)]), clip_quantile)) or 1.0
+        return np.linspace(-lim, lim, bins + 1)
+
+    summary = frame.groupby(["task", "head_family", "layer"])["value"].agg(
+        n="count", mean="mean", std="std", var="var",
+        excess_kurtosis=lambda v: float(stats.kurtosis(v, fisher=True))).reset_index()
+    return {"table": _hist_table(frame, "value", edges), "summary": summary}
+
+
 def plot_gradient_histograms(
     samples: pd.DataFrame | str | Path, path: str | Path, *, bins: int = 60, clip_quantile: float = 0.999
 ) -> list[Path]:
@@ -323,22 +369,27 @@ def plot_gradient_histograms(
     ``<path>_summary.csv`` = ``task, head_family, layer, n, mean, std, var, excess_kurtosis`` (peakiness
     at 0).
     """
-    frame = _with_task(_frame(samples, ["head_family", "layer", "value"], "plot_gradient_histograms"))
+    tables = gradient_histogram_tables(samples, bins=bins, clip_quantile=clip_quantile)
+    return draw_gradient_histograms(tables, path, clip_quantile=clip_quantile)
+
+
+def _bins(table: pd.DataFrame) -> int:
+    """The number of bins of a histogram table (rows per task, family and layer)."""
+    return int(table.groupby(["task", "head_family", "layer"]).size().iloc[0])
+
+
+def draw_gradient_histograms(tables: dict[str, pd.DataFrame], path: str | Path, *,
+                             clip_quantile: float = 0.999) -> list[Path]:
+    """:func:`plot_gradient_histograms`'s figure and CSVs from its tables (:func:`gradient_histogram_tables`;
+    ``clip_quantile`` only names the bin range in the caption)."""
+    table, summary = tables["table"], tables["summary"]
     png, csv, summary_csv = _out(path, "summary")
-
-    def edges(values: np.ndarray) -> np.ndarray:
-        lim = float(np.quantile(np.abs(values[np.isfinite(values)]), clip_quantile)) or 1.0
-        return np.linspace(-lim, lim, bins + 1)
-
-    table = _hist_table(frame, "value", edges)
+    bins = _bins(table)
     table.to_csv(csv, index=False)
-    summary = frame.groupby(["task", "head_family", "layer"])["value"].agg(
-        n="count", mean="mean", std="std", var="var",
-        excess_kurtosis=lambda v: float(stats.kurtosis(v, fisher=True))).reset_index()
     summary.to_csv(summary_csv, index=False)
-    colors = _colors(sorted(frame["head_family"].unique()))
-    tasks = sorted(frame["task"].unique())
-    fig, axes = _task_grid(tasks, int(frame.groupby("task")["layer"].nunique().max()))
+    colors = _colors(sorted(table["head_family"].unique()))
+    tasks = sorted(table["task"].unique())
+    fig, axes = _task_grid(tasks, int(table.groupby("task")["layer"].nunique().max()))
     panels = _hist_panels(table, axes, colors, "gradient entry value")
     for (task, layer), g in summary.groupby(["task", "layer"], sort=True):
         note = "\n".join(f"{_label(r.head_family)} var {r.var:.2g}" for r in g.itertuples())
@@ -348,6 +399,25 @@ def plot_gradient_histograms(
                f"beyond counted in the end bins; x ranges differ between panels")
     _finish(fig, "Distribution of gradients per attention layer", caption, png)
     return [png, csv, summary_csv]
+
+
+def attention_tables(frame: pd.DataFrame | str | Path, frame_entropy: pd.DataFrame | str | Path | None = None, *,
+                     bins: int = 50, level: float = CI_LEVEL) -> dict[str, pd.DataFrame]:
+    """The tables :func:`plot_attention` draws, from its frames (see there).
+
+    ``{"table": task, head_family, layer, bin_low, bin_high, count, fraction}`` (``bins`` bins on [0, 1]),
+    ``{"summary": task, head_family, layer, n, mean, median, p90, p99, max}`` of the weights and, when
+    entropies are given, ``{"entropy": task, head_family, layer, n, mean, ci_low, ci_high}`` (CI over examples).
+    """
+    frame = _with_task(_frame(frame, ["head_family", "layer", "weight"], "plot_attention"))
+    w = frame.groupby(["task", "head_family", "layer"])["weight"]
+    tables = {"table": _hist_table(frame, "weight", lambda _: np.linspace(0.0, 1.0, bins + 1)),
+              "summary": w.agg(n="count", mean="mean", median="median", p90=lambda v: v.quantile(0.9),
+                               p99=lambda v: v.quantile(0.99), max="max").reset_index()}
+    if frame_entropy is not None:
+        ent = _with_task(_frame(frame_entropy, ["head_family", "layer", "entropy"], "plot_attention (entropy)"))
+        tables["entropy"] = summarize(ent, ["task", "head_family", "layer"], "entropy", level)
+    return tables
 
 
 def plot_attention(
@@ -368,24 +438,25 @@ def plot_attention(
     weights; ``<path>_entropy.csv`` = ``task, head_family, layer, n, mean, ci_low, ci_high`` (CI over
     examples), when entropies are given.
     """
-    frame = _with_task(_frame(frame, ["head_family", "layer", "weight"], "plot_attention"))
+    return draw_attention(attention_tables(frame, frame_entropy, bins=bins, level=level), path, level=level)
+
+
+def draw_attention(tables: dict[str, pd.DataFrame], path: str | Path, *, level: float = CI_LEVEL) -> list[Path]:
+    """:func:`plot_attention`'s figure and CSVs from its tables (:func:`attention_tables`; with an
+    ``entropy`` table, the entropy panels and ``<path>_entropy.csv``)."""
+    table, summary, etable = tables["table"], tables["summary"], tables.get("entropy")
     png, csv, summary_csv, entropy_csv = _out(path, "summary", "entropy")
-    table = _hist_table(frame, "weight", lambda _: np.linspace(0.0, 1.0, bins + 1))
+    bins = _bins(table)
     table.to_csv(csv, index=False)
-    w = frame.groupby(["task", "head_family", "layer"])["weight"]
-    summary = w.agg(n="count", mean="mean", median="median",
-                    p90=lambda v: v.quantile(0.9), p99=lambda v: v.quantile(0.99), max="max").reset_index()
     summary.to_csv(summary_csv, index=False)
-    families = sorted(frame["head_family"].unique())
+    families = sorted(table["head_family"].unique())
     colors = _colors(families)
-    tasks = sorted(frame["task"].unique())
-    n_layers = int(frame.groupby("task")["layer"].nunique().max())
-    fig, axes = _task_grid(tasks, n_layers + (frame_entropy is not None))
+    tasks = sorted(table["task"].unique())
+    n_layers = int(table.groupby("task")["layer"].nunique().max())
+    fig, axes = _task_grid(tasks, n_layers + (etable is not None))
     _hist_panels(table, {t: a[:n_layers] for t, a in axes.items()}, colors, "attention weight")
     written = [png, csv, summary_csv]
-    if frame_entropy is not None:
-        ent = _with_task(_frame(frame_entropy, ["head_family", "layer", "entropy"], "plot_attention (entropy)"))
-        etable = summarize(ent, ["task", "head_family", "layer"], "entropy", level)
+    if etable is not None:
         etable.to_csv(entropy_csv, index=False)
         written.append(entropy_csv)
         for task in tasks:
@@ -405,6 +476,6 @@ def plot_attention(
     caption = ("attention weights on real (non-padding) positions, sampled from the evaluation set; "
                "y = fraction of that head's sampled weights per bin of width "
                f"{1 / bins:g}" + ("; last panel: entropy -sum a log a per example, mean with its Student-t CI "
-                                  "over examples" if frame_entropy is not None else ""))
+                                  "over examples" if etable is not None else ""))
     _finish(fig, "Attention weights per layer", caption, png)
     return written
