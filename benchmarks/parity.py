@@ -67,9 +67,16 @@ def trainer_for(model, train_dataset, tokenizer, recipe, seed: int, total_steps:
         use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed, train_sampling_strategy=sampling,
         report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
         dataloader_num_workers=0)
-    return Trainer(model=model, args=args, train_dataset=train_dataset,
-                   data_collator=DataCollatorWithPadding(tokenizer),
-                   optimizers=harness_optimizer(model, recipe, total_steps))
+    class InOrderTrainer(Trainer):
+        # Under train_sampling_strategy="group_by_length" Trainer also batches evaluation by length,
+        # so predict() returns rows in that order, not the dataset's: pairing them with the dataset's
+        # labels scores chance. Evaluation here reads rows in order, as the harness does.
+        def _get_eval_sampler(self, eval_dataset):
+            return torch.utils.data.SequentialSampler(eval_dataset)
+
+    return InOrderTrainer(model=model, args=args, train_dataset=train_dataset,
+                          data_collator=DataCollatorWithPadding(tokenizer),
+                          optimizers=harness_optimizer(model, recipe, total_steps))
 
 
 def _rows_as_records(rows) -> list[dict]:
@@ -94,7 +101,9 @@ def train_with_trainer(task, loaded, train_rows, eval_rows, recipe, seed: int, p
         output = trainer.predict(_rows_as_records(eval_rows))
     logits = np.asarray(output.predictions, dtype=np.float64)
     predictions = logits.squeeze(-1) if task.is_regression else logits.argmax(-1)
-    labels = eval_rows.labels.numpy()
+    labels = np.asarray(output.label_ids)
+    if not np.array_equal(labels, eval_rows.labels.numpy()):
+        raise RuntimeError("Trainer returned the evaluation rows out of order")
     scores = task.compute_metrics(predictions, labels)
     return dict(score=scores[task.metric], predictions=predictions, labels=labels,
                 samples_per_second=len(train_rows) * total / math.ceil(len(train_rows) / recipe.batch_size) / seconds,

@@ -91,3 +91,15 @@ def test_verdict_needs_zero_inside_the_interval_and_a_small_gap():
     low, high = t_interval(np.array([1.0, 2.0, 3.0]))
     # mean 2, sd 1, n 3: t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3) = 2.484
     assert (low, high) == pytest.approx((2 - 2.4843, 2 + 2.4843), abs=1e-3)
+
+
+def test_trainer_predictions_come_back_in_dataset_order(tmp_path):
+    """Trainer batches evaluation by length under group_by_length; the benchmark's Trainer reads rows
+    in order, so predictions pair with the dataset's labels."""
+    _, rows, tokenizer, model = _setup(n=40)
+    records = [{**{k: v[i] for k, v in rows.features.items()}, "labels": rows.labels[i]} for i in range(len(rows))]
+    recipe = train.TrainConfig(max_steps=1, batch_size=8)
+    trainer = trainer_for(model, records, tokenizer, recipe, seed=0, total_steps=1, output_dir=str(tmp_path))
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    output = trainer.predict(records)
+    np.testing.assert_array_equal(output.label_ids, rows.labels.numpy())
