@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.analyses.drivers import finalize, record_dir, save_records, summary_path
-from harness.analyses.summary import SCHEMAS, SummaryError, read_summary, write_summary
+from harness.analyses.summary import SCHEMAS, SummaryError, read_curves, read_summary, write_summary
 
 TASKS = ("pointer-1", "pointer-2")
 HEADS = {"san-2": dict(d=256, depth=2), "sla-2": dict(d=256, depth=2), "native": {}}
@@ -84,15 +84,20 @@ def test_figures_redraw_byte_identical_from_the_summary_alone(tmp_path):
     assert var.loc[("pointer-2", "sla-2", 2), "mean"] == pytest.approx(expected, rel=1e-5)
     assert var.loc[("pointer-2", "sla-2", 2), "n"] == 2
     assert var.loc[("pointer-2", "san-2", 2), "mean"] == pytest.approx(expected * 1e-6, rel=1e-5)
-    curves = tables["gradient-variance_curves"]
+    assert "gradient-variance_curves" not in tables  # the norm per step stays in the figure's own CSV
+    curves = read_curves(out / "analyses" / "gradient-variance_curves.csv.gz")
     assert len(curves) == len(TASKS) * 2 * LAYERS * STEPS
+    c = curves.set_index(["task", "head_family", "layer", "step"]).loc[("pointer-1", "sla-2", 1, 4)]
+    assert c["n"] == 2 and c["mean"] == pytest.approx(np.mean([grad_norm(0, "sla", s, 1, 4) for s in (0, 1)]))
 
-    # a clone: the raw records are gone, the summaries stay; every figure and CSV is rewritten as it was
+    # a clone: the raw records are gone, the summaries (and the curves CSV) stay; every figure and CSV is
+    # rewritten as it was
     shutil.rmtree(record_dir(out, "gradients"))
     shutil.rmtree(record_dir(out, "attention"))
+    inputs = {"gradients-summary.csv.gz", "attention-summary.csv.gz", "gradient-variance_curves.csv.gz"}
     for path in written:
-        if not path.name.endswith("-summary.csv.gz"):
-            path.unlink()
+        if path.name not in inputs:
+            path.unlink()  # every figure and every other CSV is drawn anew
     again = finalize(ANALYSES, out, runs)
     assert {p.name for p in again} == FIGURES
     assert figure_files(out) == from_records
@@ -123,6 +128,19 @@ def test_lost_records_and_runs_the_summary_lacks_keep_the_figures(tmp_path, capl
     assert figure_files(out) == before
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and all("--force" in m and "kept as they are" in m for m in messages)
+
+
+def test_a_summary_without_its_curves_csv_draws_no_gradient_figure(tmp_path, caplog):
+    out = tmp_path / "study"
+    runs = study(out)
+    finalize(ANALYSES, out, runs)
+    shutil.rmtree(record_dir(out, "gradients"))
+    (out / "analyses" / "gradient-variance_curves.csv.gz").unlink()
+    before = figure_files(out)
+    with caplog.at_level(logging.WARNING, logger="harness.analyses.drivers"):
+        written = finalize(("gradients",), out, runs)
+    assert written == [] and figure_files(out) == before
+    assert "gradient-variance_curves.csv.gz" in caplog.text and "git checkout" in caplog.text
 
 
 def test_summary_tables_round_trip_bit_exactly_with_deterministic_bytes(tmp_path):

@@ -10,7 +10,8 @@ keeps them; only the columns that vary within a run, the run's task, head and se
 from runs.csv); plots and the CSV behind each one to ``OUT/analyses/<kind>.png`` / ``.csv``.
 The tables the gradient and attention figures draw also go, with the runs they cover, to
 ``OUT/analyses/<kind>-summary.csv.gz`` (:mod:`harness.analyses.summary`): a few MB where the raw records
-take a hundred, enough to redraw every figure byte-identical when the raw records are gone.
+take a hundred, enough (with the figure's own ``gradient-variance_curves.csv.gz``) to redraw every figure
+byte-identical when the raw records are gone.
 """
 from __future__ import annotations
 
@@ -183,8 +184,9 @@ def layer_tables(out_dir: Path, kind: str, runs: pd.DataFrame) -> dict:
     runs.csv), with ``runs``: the runs they cover; empty when there is nothing to draw.
 
     From the raw records when they are on disk for every run the summary file covers (a study that
-    keeps its records, or a new one); else from ``OUT/analyses/<kind>-summary.csv.gz`` when it covers
-    every run whose records are on disk and only runs of ``runs`` (a clone without the raw records).
+    keeps its records, or a new one); else from ``OUT/analyses/<kind>-summary.csv.gz`` (and, for the
+    gradient norm per step, ``gradient-variance_curves.csv.gz``) when it covers every run whose records are
+    on disk and only runs of ``runs`` (a clone without the raw records).
     Otherwise (the records of some runs are gone and the summary covers other runs) nothing is
     drawn: the figures and the summary stay as they are, and a warning says how to regenerate the records.
     """
@@ -204,6 +206,16 @@ def layer_tables(out_dir: Path, kind: str, runs: pd.DataFrame) -> dict:
                               .sort_values(["task", "head", "seed", "run_id"]).reset_index(drop=True))
         return tables
     if on_disk <= covered <= set(runs["run_id"].astype(str)):
+        if kind == "gradients":  # the norm per step is read back from the figure's own CSV (6 digits)
+            from .summary import CURVES, read_curves
+
+            curves = Path(out_dir) / "analyses" / f"{CURVES}.csv.gz"
+            if not curves.is_file():
+                log.warning("gradient figures not redrawn: %s covers the runs, but %s, the gradient norm per step "
+                            "it goes with, is missing; restore it (git checkout) or regenerate the raw records "
+                            "(rerun the study's command with --force).", path, curves)
+                return {}
+            summary[CURVES] = read_curves(curves)
         return summary
     lost = sorted(covered - on_disk)
     log.warning("%s figures not redrawn: the raw records of %d run(s) the summary %s covers are not under %s "

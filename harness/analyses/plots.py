@@ -127,6 +127,11 @@ def _shade(color: str, strength: float) -> tuple[float, float, float]:
     return tuple(1 - strength * (1 - rgb))
 
 
+def _six(values: pd.Series) -> np.ndarray:
+    """``values`` at 6 significant digits (``%.6g``), as a compressed curves CSV holds them."""
+    return np.array([float(f"{v:.6g}") for v in values], dtype=float)
+
+
 def _range(n: pd.Series) -> str:
     return f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
 
@@ -285,7 +290,8 @@ def plot_gradient_variance(
     ``grad_norm`` over steps (mean over seeds), colour = layer, line style = head family.
     CSVs: ``<path>.csv`` = ``task, head_family, layer, n, mean, ci_low, ci_high`` (``mean`` is the mean
     over ``n`` seeds of the per-run variance); ``<path>_curves.csv.gz`` = ``task, head_family, layer, step,
-    n, mean, ci_low, ci_high`` of ``grad_norm`` (one row per step: compressed, 6 significant digits).
+    n, mean, ci_low, ci_high`` of ``grad_norm`` (one row per step: compressed, 6 significant digits). The
+    curves are drawn at those 6 digits, so that the figure redrawn from that CSV is the same figure.
     """
     return draw_gradient_variance(gradient_variance_tables(frame, level=level), path, level=level)
 
@@ -316,7 +322,7 @@ def draw_gradient_variance(tables: dict[str, pd.DataFrame], path: str | Path, *,
                        yerr=np.nan_to_num(err), capsize=3)
             c = curves[(curves["task"] == task) & (curves["head_family"] == family)]
             for layer, lc in c.groupby("layer", sort=True):
-                ax_curve.plot(lc["step"], lc["mean"], linestyle=styles[family], color=shade[family, layer],
+                ax_curve.plot(lc["step"], _six(lc["mean"]), linestyle=styles[family], color=shade[family, layer],
                               linewidth=1.1, label=f"{_label(family)} layer {layer}")
         ax_var.set_yscale("log")
         ax_var.set_xticks(layers)

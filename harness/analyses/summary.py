@@ -6,6 +6,9 @@ are large, and the figures use only per-(task, head, layer) tables computed from
 writes those tables to one file per kind, ``OUT/analyses/<kind>-summary.csv.gz`` (``gradients-summary``,
 ``attention-summary``), and redraws the figures from it when the raw records are absent (a fresh clone):
 every figure and the CSVs beside it come out byte-identical to the ones drawn from the raw records.
+One table stays out of the summary file: the gradient norm per step (``gradient-variance_curves``, one row
+per step and layer, most of the bytes) is read back from the figure's own
+``gradient-variance_curves.csv.gz`` (:func:`read_curves`), at the 6 significant digits the figure draws.
 
 Format: a gzipped CSV (gzip header without timestamp or file name: the same numbers give the same bytes)
 in long form. Column ``table`` names the table a row belongs to; the other columns are the union of the
@@ -17,7 +20,6 @@ tables' columns (:data:`SCHEMAS`), empty where a table has no such column.
 ``runs``                                 ``task, head, seed, run_id``: the runs whose records went in
 ``gradient-variance``                    ``task, head_family, layer, n, mean, ci_low, ci_high``
                                          (``gradient_variance_tables``: ``table``)
-``gradient-variance_curves``             ``task, head_family, layer, step, n, mean, ci_low, ci_high`` (``curves``)
 ``gradient-histograms``                  ``task, head_family, layer, bin_low, bin_high, count, fraction``
                                          (``gradient_histogram_tables``: ``table``)
 ``gradient-histograms_summary``          ``task, head_family, layer, n, mean, std, var, excess_kurtosis``
@@ -29,9 +31,7 @@ tables' columns (:data:`SCHEMAS`), empty where a table has no such column.
 
 Each table is the CSV of the same name beside the figure, at full precision: floats are written as
 Python's shortest round-trip ``repr`` (``float(repr(x)) == x``), so the tables read back are bit-identical
-to the ones written, except the curves' ``n, ci_low, ci_high``, which only feed
-``gradient-variance_curves.csv.gz`` (6 significant digits) and are stored at those 6 digits. Reading the
-file parses text into strings, integers and floats: it executes nothing.
+to the ones written. Reading parses text into strings, integers and floats: it executes nothing.
 """
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ from typing import Mapping
 
 import pandas as pd
 
-__all__ = ["SCHEMAS", "FIGURE_TABLES", "write_summary", "read_summary", "SummaryError"]
+__all__ = ["SCHEMAS", "CURVES", "FIGURE_TABLES", "write_summary", "read_summary", "read_curves", "SummaryError"]
 
-_S, _I, _F, _F6 = "str", "int", "float", "float6"  # _F6: 6 significant digits, as the curves CSV holds them
+_S, _I, _F = "str", "int", "float"
 _KEYS = [("task", _S), ("head_family", _S), ("layer", _I)]
 _HIST = [*_KEYS, ("bin_low", _F), ("bin_high", _F), ("count", _I), ("fraction", _F)]
 _CI = [("n", _I), ("mean", _F), ("ci_low", _F), ("ci_high", _F)]
@@ -55,7 +55,6 @@ _CI = [("n", _I), ("mean", _F), ("ci_low", _F), ("ci_high", _F)]
 SCHEMAS: dict[str, list[tuple[str, str]]] = {
     "runs": [("task", _S), ("head", _S), ("seed", _I), ("run_id", _S)],
     "gradient-variance": [*_KEYS, *_CI],
-    "gradient-variance_curves": [*_KEYS, ("step", _I), ("n", _I), ("mean", _F), ("ci_low", _F6), ("ci_high", _F6)],
     "gradient-histograms": _HIST,
     "gradient-histograms_summary": [*_KEYS, ("n", _I), ("mean", _F), ("std", _F), ("var", _F),
                                     ("excess_kurtosis", _F)],
@@ -64,7 +63,11 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
     "attention_entropy": [*_KEYS, *_CI],
 }
 
-#: Per figure, its tables: ``plots`` key -> summary table name.
+#: The table read from the figure's own ``gradient-variance_curves.csv.gz``, not from the summary file.
+CURVES = "gradient-variance_curves"
+_CURVES_SCHEMA = [*_KEYS, ("step", _I), *_CI]
+
+#: Per figure, its tables: ``plots`` key -> table name (:data:`SCHEMAS`, or :data:`CURVES`).
 FIGURE_TABLES: dict[str, dict[str, str]] = {
     "gradient-variance": {"table": "gradient-variance", "curves": "gradient-variance_curves"},
     "gradient-histograms": {"table": "gradient-histograms", "summary": "gradient-histograms_summary"},
@@ -84,9 +87,7 @@ def _text(value, kind: str) -> str:
     if kind == _I:
         return str(int(value))
     value = float(value)
-    if math.isnan(value):
-        return ""
-    return format(value, ".6g") if kind == _F6 else repr(value)
+    return "" if math.isnan(value) else repr(value)
 
 
 def _value(text: str, kind: str):
@@ -99,9 +100,11 @@ def _value(text: str, kind: str):
 
 def write_summary(path: str | Path, tables: Mapping[str, pd.DataFrame]) -> bytes:
     """Write ``tables`` (summary table name -> frame with the :data:`SCHEMAS` columns) to ``path``,
-    atomically; returns the bytes written. Tables are written in :data:`SCHEMAS` order, rows as given."""
+    atomically; returns the bytes written. Tables are written in :data:`SCHEMAS` order, rows as given;
+    :data:`CURVES`, if present, is left out (the figure writes it)."""
     from ..fileio import atomic_write
 
+    tables = {name: table for name, table in tables.items() if name != CURVES}  # kept beside its figure
     unknown = sorted(set(tables) - set(SCHEMAS))
     if unknown:
         raise ValueError(f"unknown summary table(s) {unknown}; known: {list(SCHEMAS)}")
@@ -151,13 +154,33 @@ def read_summary(path: str | Path) -> dict[str, pd.DataFrame]:
         if isinstance(error, SummaryError):
             raise
         raise SummaryError(f"{path}: a row does not fit its table's columns ({error!r})") from error
-    out = {}
-    for name, values in found.items():
-        frame = pd.DataFrame(values, columns=[c for c, _ in SCHEMAS[name]])
-        for column, kind in SCHEMAS[name]:
-            if kind == _I:
-                frame[column] = frame[column].astype("int64")
-            elif kind in (_F, _F6):
-                frame[column] = frame[column].astype("float64")
-        out[name] = frame
-    return out
+    return {name: _frame(values, SCHEMAS[name]) for name, values in found.items()}
+
+
+def _frame(values: list, schema: list) -> pd.DataFrame:
+    frame = pd.DataFrame(values, columns=[c for c, _ in schema])
+    for column, kind in schema:
+        if kind == _I:
+            frame[column] = frame[column].astype("int64")
+        elif kind == _F:
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def read_curves(path: str | Path) -> pd.DataFrame:
+    """The :data:`CURVES` table from the figure's ``gradient-variance_curves.csv.gz`` (columns ``task,
+    head_family, layer, step, n, mean, ci_low, ci_high``; floats parsed exactly as written)."""
+    path = Path(path)
+    try:
+        rows = csv.reader(io.StringIO(gzip.decompress(path.read_bytes()).decode("utf-8")))
+        header = next(rows, None)
+        names = [c for c, _ in _CURVES_SCHEMA]
+        if header != names:
+            raise SummaryError(f"{path}: its columns are {header}, expected {names}")
+        return _frame([[_value(text, kind) for text, (_, kind) in zip(row, _CURVES_SCHEMA)] for row in rows],
+                      _CURVES_SCHEMA)
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, SummaryError):
+            raise
+        raise SummaryError(f"{path} is not a curves CSV of plot_gradient_variance ({error!r}); rerun the study "
+                           "with its raw records to rewrite it") from error
