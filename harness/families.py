@@ -44,6 +44,7 @@ TESTED_FAMILIES: dict[str, tuple[str, ...]] = {
                       "ernie", "funnel", "longformer", "megatron-bert", "mobilebert", "modernbert", "nystromformer",
                       "roberta", "roformer", "squeezebert", "xlm-roberta", "xlnet", "xmod"),
     "text decoders": ("gemma", "gpt2", "llama", "mistral", "phi3", "qwen2"),
+    "text encoder-decoders": ("bart", "t5"),
     "vision": ("beit", "bit", "convnext", "cvt", "data2vec-vision", "deit", "dinov2", "dinov2_with_registers",
                "focalnet", "levit", "mobilenet_v2", "poolformer", "pvt", "resnet", "swin", "swinv2", "vit",
                "vit_msn"),
@@ -90,10 +91,31 @@ def _global_first_token(config, inputs: dict) -> dict:
     return {**inputs, "global_attention_mask": glob}
 
 
+def _shifted_decoder_inputs(config, inputs: dict) -> dict:
+    """T5's classifier feeds its decoder the input shifted one position right (after the decoder's
+    start token), which its base model does not do by itself."""
+    ids = inputs.get("input_ids")
+    if ids is None or inputs.get("decoder_input_ids") is not None:
+        return inputs
+    shifted = ids.new_full(ids.shape, config.pad_token_id)
+    shifted[:, 1:] = ids[:, :-1]
+    start = getattr(config, "decoder_start_token_id", None)
+    shifted[:, 0] = config.pad_token_id if start is None else start  # T5 starts its decoder with the pad token
+    return {**inputs, "decoder_input_ids": shifted}
+
+
 QUIRKS: dict[str, Quirk] = {
     # XLNet's tokenizer appends its <cls> summary token at the end (and pads on the left): its native
     # head reads the last token although the states are not causal.
     "xlnet": Quirk(summary="last"),
+    # Encoder-decoders: last_hidden_state is the decoder's, and their classifiers read it at the final
+    # <eos>, the last real token (the decoder sees the whole input through cross-attention, so the
+    # probe finds the states not causal).
+    "bart": Quirk(summary="last"),
+    "mbart": Quirk(summary="last"),
+    "t5": Quirk(summary="last", inputs=_shifted_decoder_inputs),
+    "mt5": Quirk(summary="last", inputs=_shifted_decoder_inputs),
+    "umt5": Quirk(summary="last", inputs=_shifted_decoder_inputs),
     # Funnel's base model returns a shorter sequence than its input (see _funnel_mask).
     "funnel": Quirk(mask=_funnel_mask),
     # Longformer's CLS needs global attention, which its classifier adds (see _global_first_token).
@@ -284,6 +306,11 @@ def read_backbone(backbone: nn.Module, modality: str) -> Reading:
     quirk = quirk_of(model_type)
     if quirk.unsupported:
         raise _cannot_read(model_type, quirk.unsupported)
+    if type(backbone).__name__.endswith(("ForSequenceClassification", "ForImageClassification")):
+        raise _cannot_read(model_type, f"{type(backbone).__name__} has no separate base model (its base_model_prefix "
+                                       f"{getattr(backbone, 'base_model_prefix', None)!r} names none of its submodules), "
+                                       "so its backbone cannot be taken from under its head; patch its base model "
+                                       "instead, loaded on its own (AutoModel, or a tower such as CLIPVisionModel)")
     param = _first_param(backbone)
     if param is None:
         raise _cannot_read(model_type, f"its base model {type(backbone).__name__} has no floating-point parameter")

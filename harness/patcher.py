@@ -39,6 +39,9 @@ class _Patched(PreTrainedModel):
     _supports_sdpa = _supports_flash_attn = _supports_flex_attn = _supports_attention_backend = True
 
     def __init__(self, config, backbone: Optional[nn.Module] = None):
+        # The backbone keeps the mixture-of-experts kernels it chose (Mixtral: grouped_mm); the wrapper has
+        # no experts, and transformers refuses a model that cannot set the kernel its config names.
+        config._experts_implementation_internal = None
         super().__init__(config)
         entry = getattr(config, CONFIG_KEY, None)
         if not entry:
@@ -71,15 +74,26 @@ class _Patched(PreTrainedModel):
         """Parameters the head and the fresh classifier add to the backbone."""
         return sum(p.numel() for m in (self.head, self.classifier) for p in m.parameters())
 
-    def _classify(self, inputs: dict, labels, backbone_kwargs: dict):
-        outputs = self.backbone(**backbone_inputs(self.reading, self.config, {**inputs, **backbone_kwargs}))
-        states, mask, first, grid = head_inputs(self.reading, self.config, outputs, inputs)
+    def classify_states(self, states, mask=None, first=None, grid=None, labels=None, **outputs):
+        """The classify step on the head's inputs: head -> dropout -> classifier -> loss.
+
+        states (B, N, D) backbone states at the head's positions, mask (B, N) bool, first (B, D) the
+        summary token or None, grid (H, W) for feature maps. Returns ``output_class`` (sequence or
+        image classifier output) with ``outputs`` (the backbone's hidden states, attentions) passed on.
+        Probe mode calls this on cached states, so a probed head is the patched model's own.
+        """
         pooled = self.head(states, mask, first, grid, return_internals=self.capture_internals)
         self.last_head_output = pooled if self.capture_internals else None
         logits = self.classifier(self.dropout(pooled.pooled))  # (B, num_labels)
         loss = None if labels is None else self.loss_function(labels, logits, self.config)
-        return self.output_class(loss=loss, logits=logits, hidden_states=getattr(outputs, "hidden_states", None),
-                                 attentions=getattr(outputs, "attentions", None))
+        return self.output_class(loss=loss, logits=logits, **outputs)
+
+    def _classify(self, inputs: dict, labels, backbone_kwargs: dict):
+        outputs = self.backbone(**backbone_inputs(self.reading, self.config, {**inputs, **backbone_kwargs}))
+        states, mask, first, grid = head_inputs(self.reading, self.config, outputs, inputs)
+        return self.classify_states(states, mask, first, grid, labels,
+                                    hidden_states=getattr(outputs, "hidden_states", None),
+                                    attentions=getattr(outputs, "attentions", None))
 
 
 class PatchedModelForSequenceClassification(_Patched):

@@ -129,7 +129,7 @@ def test_family(family, tmp_path, trainer_args):
 
 @pytest.mark.parametrize("family,layout,summary,prefix", [
     ("bert", "tokens", "first", 0), ("xlnet", "tokens", "last", 0), ("gpt2", "tokens", "last", 0),
-    ("llama", "tokens", "last", 0), ("funnel", "tokens", "first", 0),
+    ("llama", "tokens", "last", 0), ("funnel", "tokens", "first", 0), ("t5", "tokens", "last", 0),
     ("vit", "tokens", "first", 1), ("deit", "tokens", "first", 2), ("dinov2_with_registers", "tokens", "first", 5),
     ("pvt", "tokens", "first", 1), ("swin", "tokens", "none", 0), ("levit", "tokens", "none", 0),
     ("convnext", "map", "none", 0), ("mobilenet_v2", "map", "none", 0), ("cvt", "map", "cls_token_value", 0)])
@@ -304,6 +304,15 @@ def test_an_output_without_hidden_states_is_refused_clearly():
         harness.patch(model, "sla-2")
     _clear(info, "'bert'", "no last_hidden_state", "pooler_output", "QUIRKS", "docs/families.md", "native")
     assert harness.patch(model, "native") is model  # native works on anything
+
+
+def test_a_classifier_without_a_separate_base_model_is_refused_clearly():
+    """As CLIPForImageClassification: its vision tower sits under no base_model_prefix."""
+    model = tiny_model("vit")
+    model.base_model_prefix = "clip"
+    with pytest.raises(harness.UnsupportedArchitectureError) as info:
+        harness.patch(model, "mean")
+    _clear(info, "'vit'", "no separate base model", "'clip'", "patch its base model")
 
 
 def test_a_text_backbone_that_shortens_the_sequence_needs_its_quirk(monkeypatch):

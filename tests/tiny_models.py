@@ -57,6 +57,13 @@ DECODER_CONFIGS = {
     "phi3": lambda: tf.Phi3Config(**_DECODER),
     "gemma": lambda: tf.GemmaConfig(**_DECODER, head_dim=16),
 }
+SEQ2SEQ_CONFIGS = {
+    "bart": lambda: tf.BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=1, decoder_layers=1,
+                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                                  decoder_ffn_dim=64, max_position_embeddings=64),
+    "t5": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1,
+                              num_heads=2, decoder_start_token_id=0),  # as T5's checkpoints say (their pad id)
+}
 VISION_CONFIGS = {
     "vit": lambda: tf.ViTConfig(**_VITISH),
     "deit": lambda: tf.DeiTConfig(**_VITISH),
@@ -87,12 +94,14 @@ VISION_CONFIGS = {
     # MobileNetV2 divides its input by 32: 64 pixels leave a 2x2 grid
     "mobilenet_v2": lambda: tf.MobileNetV2Config(image_size=64, depth_multiplier=0.25, finegrained_output=False),
 }
-TEXT_CONFIGS = {**TEXT_CONFIGS, **DECODER_CONFIGS}
+TEXT_CONFIGS = {**TEXT_CONFIGS, **DECODER_CONFIGS, **SEQ2SEQ_CONFIGS}
 FAMILIES = {**TEXT_CONFIGS, **VISION_CONFIGS}
 # Two image classes map to these model types (one with a distillation head): name the plain one.
 ARCHITECTURES = {"deit": "DeiTForImageClassification", "levit": "LevitForImageClassification"}
 # XLNet pads on the left (its summary token is the last one); the others on the right.
 LEFT_PADDED = {"xlnet"}
+# Encoder-decoder classifiers read the state at <eos> and want one per row: each row ends with it.
+EOS_ENDED = {"bart": 2, "t5": 1}
 # (length, extra padding) of the padding-invariance test, where the default (10, 5) does not fit: Funnel
 # pools pairs of positions, so only an odd length padded by an even number keeps every pair as it was.
 PADDING = {"funnel": (11, 4)}
@@ -126,6 +135,8 @@ def tiny_inputs(family: str, batch: int = 3, length: int = 10, seed: int = 0) ->
     mask = torch.ones(batch, length, dtype=torch.long)
     for row in range(1, batch):
         mask[row, length - 2 * row:] = 0
+    if family in EOS_ENDED:
+        ids[torch.arange(batch), mask.sum(1) - 1] = EOS_ENDED[family]
     if family in LEFT_PADDED:
         mask = mask.flip(1)
     return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask}
