@@ -43,7 +43,7 @@ TESTED_FAMILIES: dict[str, tuple[str, ...]] = {
     "text encoders": ("albert", "bert", "big_bird", "camembert", "deberta", "deberta-v2", "distilbert", "electra",
                       "ernie", "funnel", "longformer", "megatron-bert", "mobilebert", "modernbert", "nystromformer",
                       "roberta", "roformer", "squeezebert", "xlm-roberta", "xlnet", "xmod"),
-    "text decoders": ("gemma", "gpt2", "llama", "mistral", "phi3", "qwen2"),
+    "text decoders": ("gemma", "gpt2", "llama", "mistral", "mixtral", "phi3", "qwen2"),
     "text encoder-decoders": ("bart", "t5"),
     "vision": ("beit", "bit", "convnext", "cvt", "data2vec-vision", "deit", "dinov2", "dinov2_with_registers",
                "focalnet", "levit", "mobilenet_v2", "poolformer", "pvt", "resnet", "swin", "swinv2", "vit",

@@ -54,6 +54,7 @@ DECODER_CONFIGS = {
     "llama": lambda: tf.LlamaConfig(**_DECODER),
     "qwen2": lambda: tf.Qwen2Config(**_DECODER),
     "mistral": lambda: tf.MistralConfig(**_DECODER),
+    "mixtral": lambda: tf.MixtralConfig(**_DECODER, num_local_experts=2, num_experts_per_tok=1),  # mixture of experts
     "phi3": lambda: tf.Phi3Config(**_DECODER),
     "gemma": lambda: tf.GemmaConfig(**_DECODER, head_dim=16),
 }
