@@ -402,3 +402,14 @@ def test_a_decoder_checkpoint_gets_a_pad_token(tmp_path):
     with torch.no_grad():
         assert native(**batch).logits.shape == (2, 2)
         assert harness.patch(native, "sla-2:d=8").eval()(**batch).logits.shape == (2, 2)
+
+
+def test_the_docs_list_every_quirk():
+    """docs/families.md's quirk table names exactly the model types in QUIRKS."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "families.md").read_text()
+    table = text[text.index("## Quirks"):text.index("### Adding a quirk")]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert sorted(t for row in rows for t in re.findall(r"`([^`]+)`", row)) == sorted(families.QUIRKS)
