@@ -29,7 +29,6 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import nn
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from . import fileio
 from .families import backbone_inputs, head_inputs, read_classifier
@@ -76,25 +75,34 @@ class FeatureRows(torch.utils.data.Dataset):
 
 
 class ProbeModel(nn.Module):
-    """The head and classifier of a patched model, fed cached backbone states.
+    """A patched model's head and classifier, trained on cached backbone states.
 
-    Trains with ``train.fit`` like a full model: it has no backbone (``base_model`` is empty) and
-    the patched model's loss (HF semantics)."""
+    ``forward`` is the patched model's own ``classify_states`` (same loss, same output class, for
+    text and images alike). The backbone is not a submodule: nothing of it is prepared, clipped or
+    handed to the optimizer; ``base_model`` is empty because the states come from the cache.
+    """
 
     def __init__(self, patched, grid=None):
         super().__init__()
         self.head, self.dropout, self.classifier = patched.head, patched.dropout, patched.classifier
         self.base_model = nn.Module()
         self.config, self.grid = patched.config, grid
-        self._loss = patched.loss_function
-        self.capture_internals, self.last_head_output = False, None
+        object.__setattr__(self, "patched", patched)  # a reference, not a registered submodule
+
+    @property
+    def capture_internals(self) -> bool:
+        return self.patched.capture_internals
+
+    @capture_internals.setter
+    def capture_internals(self, value: bool) -> None:
+        self.patched.capture_internals = value
+
+    @property
+    def last_head_output(self):
+        return self.patched.last_head_output
 
     def forward(self, states, mask=None, first=None, labels=None):
-        out = self.head(states, mask, first, self.grid, return_internals=self.capture_internals)
-        self.last_head_output = out if self.capture_internals else None
-        logits = self.classifier(self.dropout(out.pooled))
-        loss = None if labels is None else self._loss(labels, logits, self.config)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return self.patched.classify_states(states, mask, first, self.grid, labels)
 
 
 def _digest(*parts) -> str:

@@ -16,13 +16,13 @@ def _probe(tmp_path, out, cache, extra=()):
 def test_cache_hit_reuse_and_invalidation(tmp_path, capsys):
     cache = tmp_path / "cache"
     assert _probe(tmp_path, tmp_path / "a", cache) == 0
-    printed = capsys.readouterr().out
+    printed = "".join(capsys.readouterr())  # the cache status is a log message (stderr)
     files = sorted(cache.glob("features-*.safetensors"))
     assert len(files) == 2  # train and validation, computed once for 2 heads x 2 seeds
     assert "train miss" in printed.replace("toy-sentiment/tiny-bert: ", "")
     stamps = {f: f.stat().st_mtime_ns for f in files}
     assert _probe(tmp_path, tmp_path / "b", cache) == 0  # same model, task, preprocessing: hit
-    assert "train hit, validation hit" in capsys.readouterr().out
+    assert "train hit, validation hit" in "".join(capsys.readouterr())
     assert {f: f.stat().st_mtime_ns for f in sorted(cache.glob("features-*.safetensors"))} == stamps
     a, b = runs(tmp_path / "a"), runs(tmp_path / "b")
     assert list(a["score"]) == list(b["score"])  # cached features give the same results
@@ -223,3 +223,24 @@ def test_cache_stale_temps_removed_and_a_full_disk_leaves_no_entry(tmp_path):
             probe_rows(loaded, {"train": rows["train"]}, "no", tmp_path / "b", 8, accelerator)
     assert fault["raised"] == 1
     assert [p.name for p in (tmp_path / "b").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_probe_model_is_the_patched_models_own_classify_step():
+    """One model path: a probe model's forward is the patched model's classify_states on the cached
+    states (same logits, loss and output class, images included), and holds none of the backbone."""
+    import harness
+    from harness.features import ProbeModel
+    from transformers.modeling_outputs import ImageClassifierOutput
+    from tiny_models import tiny_model
+
+    torch.manual_seed(0)
+    patched = harness.patch(tiny_model("vit"), "sla-2:d=8").eval()
+    probe = ProbeModel(patched, grid=(4, 4))
+    states, mask, labels = torch.randn(3, 16, 32), torch.ones(3, 16, dtype=torch.bool), torch.tensor([0, 2, 1])
+    out = probe(states, mask, None, labels)
+    want = patched.classify_states(states, mask, None, (4, 4), labels)
+    assert isinstance(out, ImageClassifierOutput) and torch.equal(out.logits, want.logits) and torch.equal(out.loss, want.loss)
+    assert {id(p) for p in probe.parameters()} == {id(p) for m in (patched.head, patched.classifier) for p in m.parameters()}
+    probe.capture_internals = True
+    probe(states, mask)
+    assert patched.capture_internals and len(probe.last_head_output.attentions) == 2
