@@ -413,3 +413,45 @@ def test_the_docs_list_every_quirk():
     table = text[text.index("## Quirks"):text.index("### Adding a quirk")]
     rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     assert sorted(t for row in rows for t in re.findall(r"`([^`]+)`", row)) == sorted(families.QUIRKS)
+
+
+def _native_summary(family, native, inputs):
+    """The vector the native classifier's head reads, computed from its own base model by hand."""
+    ids = inputs.get("input_ids")
+    if family == "longformer":  # its classifier adds global attention on the first token
+        glob = torch.zeros_like(ids)
+        glob[:, 0] = 1
+        return native.longformer(**inputs, global_attention_mask=glob).last_hidden_state[:, 0]
+    if family == "cvt":
+        return native.cvt(**inputs).cls_token_value[:, 0]
+    if family == "xlnet":  # left-padded: the last position
+        return native.transformer(**inputs).last_hidden_state[:, -1]
+    if family == "t5":
+        hidden = native.transformer(**inputs, decoder_input_ids=native._shift_right(ids)).last_hidden_state
+    else:  # bart
+        hidden = native.model(**inputs).last_hidden_state
+    return hidden[ids == native.config.eos_token_id]  # one <eos> per row, at its end
+
+
+@pytest.mark.parametrize("family", ["longformer", "cvt", "xlnet", "t5", "bart"])
+def test_a_quirk_reads_the_summary_the_native_head_reads(family):
+    inputs = tiny_inputs(family)
+    model = harness.patch(tiny_model(family), "cls").eval()
+    model.capture_internals = True
+    with torch.no_grad():
+        model(**inputs)
+        expected = _native_summary(family, tiny_model(family).eval(), inputs)
+    torch.testing.assert_close(model.last_head_output.pooled, expected)
+
+
+def test_the_funnel_mask_is_pooled_as_funnel_pools_its_own():
+    model = tiny_model("funnel")
+    structure = model.funnel.encoder.attention_structure
+    for truncate in (False, True):
+        model.config.truncate_seq = truncate
+        for length in (7, 8, 11):
+            mask = torch.ones(4, length)
+            for row, real in enumerate((length, length - 1, length - 2, 1)):
+                mask[row, real:] = 0
+            expected = structure.pool_tensor(mask, mode="min")
+            assert torch.equal(families.QUIRKS["funnel"].mask(model.config, mask), expected), (truncate, length)
