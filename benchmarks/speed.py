@@ -465,24 +465,6 @@ def head_model(template, head: str, seed: int, copy_template: bool = True):
     return harness.patch(model, head).train()
 
 
-def forward_flops(model, inputs: dict, batch: int = 2) -> float:
-    """Forward FLOPs per sample (``FlopCounterMode``: matmuls, convolutions, attention). Autograd
-    stays on (the counter's module tracker fails on some heads under no_grad); attention is
-    forced to the math kernel so that it is counted on every device."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    sample = {k: v[:batch] for k, v in inputs.items() if k != "labels"}
-    counter = FlopCounterMode(display=False)
-    model.eval()
-    try:
-        with sdpa_kernel([SDPBackend.MATH]), counter:
-            model(**sample)
-    finally:
-        model.train()
-    return counter.get_total_flops() / len(next(iter(sample.values())))
-
-
 def head_run(ctx: Context, template, head: str, inputs: dict, window: StepWindow) -> dict:
     """``warmup + steps + 1`` steps (forward + backward + AdamW) of ``head`` on one fixed batch."""
     args, device = ctx.args, ctx.device
@@ -549,6 +531,7 @@ def cpu_peak_rss(kind: str, shape: tuple, heads: list[str], args) -> dict:
 
 def heads_at_shape(ctx: Context, kind: str, shape: tuple) -> dict:
     import harness
+    from harness.flops import forward_flops
 
     args, device = ctx.args, ctx.device
     template = head_backbone(kind, shape, args.seed)
@@ -559,7 +542,7 @@ def heads_at_shape(ctx: Context, kind: str, shape: tuple) -> dict:
             model = head_model(template, head, args.seed)
             rows[head] = {"head_params": harness.head_parameters(model),
                           "total_params": sum(p.numel() for p in model.parameters()),
-                          "flops_per_sample": forward_flops(model, inputs)}
+                          "flops_per_sample": forward_flops(model, inputs, batch=2)}
             del model
         except Exception as error:  # e.g. mhap's attention heads not dividing the hidden size
             rows[head] = {"error": f"{type(error).__name__}: {error}"}

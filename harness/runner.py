@@ -183,23 +183,15 @@ def load_splits(task, config: GridConfig) -> dict:
     return splits
 
 
-def forward_flops(model, rows, batch: int = 8) -> float:
-    """Forward FLOPs per example (PyTorch's flop counter) on the first ``batch`` evaluation rows,
-    at their own padded length."""
-    from torch.utils.flop_counter import FlopCounterMode
+def eval_flops(model, rows, batch: int = 8) -> float:
+    """Forward FLOPs per example (:func:`harness.flops.forward_flops`) on the first ``batch`` evaluation
+    rows, at their own padded length; NaN when the counter fails."""
+    from .flops import forward_flops
 
-    inputs = rows.collate(list(range(min(batch, len(rows)))))
-    inputs.pop("labels")
-    inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
-    counter = FlopCounterMode(display=False)
-    try:  # with autograd on: the counter's module tracker trips over parameters fed as inputs under no_grad
-        with counter:
-            model.eval()(**inputs)
+    try:
+        return forward_flops(model, rows.collate(list(range(min(batch, len(rows))))))
     except Exception:  # a cost column is not worth a failed run
         return float("nan")
-    finally:
-        model.train()
-    return counter.get_total_flops() / len(next(iter(inputs.values())))
 
 
 def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) -> dict:
@@ -221,7 +213,7 @@ def run_cell(cell: Cell, prepared: Prepared, config: GridConfig, accelerator) ->
         lr = backbone_lr(config.train.lr, prepared.loaded.pretrained)
         train = TrainConfig(**{**asdict(config.train), "lr": lr, "freeze_backbone": probe})
         row["config"] = {**row["config"], "lr": lr}
-        row["flops_per_sample"] = forward_flops(model, prepared.evals[task.primary_eval_split])
+        row["flops_per_sample"] = eval_flops(model, prepared.evals[task.primary_eval_split])
         train_rows, eval_rows = prepared.train, prepared.evals
         if probe and not cell.head.is_native:  # the head trains on cached backbone states
             features = prepared.probe_features(task, config, accelerator)

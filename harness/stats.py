@@ -99,9 +99,10 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------
-# batched metrics (work on the last axis; 1-D input -> scalar). Vectorised on purpose: a
-# bootstrap scores thousands of resamples in one call. tasks.metrics holds the per-run
-# definitions (sklearn/scipy); tests/test_stats.py checks that the two agree.
+# batched metrics: the metric definitions are tasks.metrics' (see its docstring); these are the
+# same definitions on the last axis (1-D input -> scalar), vectorised because a bootstrap scores
+# thousands of resamples in one call. Any other tasks.metrics regression metric is used by name,
+# one resample at a time.
 # --------------------------------------------------------------------------
 
 
@@ -135,19 +136,41 @@ def accuracy(pred: np.ndarray, labels: np.ndarray) -> Any:
 for _fn in (pearson, spearman, accuracy):
     _fn.batched = True  # type: ignore[attr-defined]
 
-#: Named metrics usable wherever a ``metric_fn`` is expected.
-METRICS: dict[str, Callable] = {"pearson": pearson, "spearman": spearman, "accuracy": accuracy}
+#: The batched forms, by their ``tasks.metrics`` name (``spearman`` is also ``spearmanr``).
+METRICS: dict[str, Callable] = {"pearson": pearson, "spearmanr": spearman, "spearman": spearman, "accuracy": accuracy}
+
+
+def _per_run(name: str) -> Callable:
+    """``tasks.metrics``' definition of the regression metric ``name``, as ``fn(pred, labels)`` (one resample)."""
+    from tasks import metrics as task_metrics
+
+    definition = task_metrics.METRICS[name]
+
+    def fn(pred, labels):
+        return definition(np.asarray(pred, dtype=np.float64), np.asarray(labels, dtype=np.float64), 1)
+
+    fn.batched = False  # type: ignore[attr-defined]
+    return fn
 
 
 def _resolve_metric(metric_fn: Callable | str) -> tuple[Callable, bool | None]:
     """(function, batched).  ``batched`` is the callable's ``batched`` attribute
     (True: it takes 2-D arrays, resamples x examples, and returns one value per
-    row; False: call it once per resample) or None when unknown (probed)."""
+    row; False: call it once per resample) or None when unknown (probed).
+    A name is one of :data:`METRICS` (batched) or any other regression metric of
+    ``tasks.metrics`` (its definition, called once per resample)."""
     if isinstance(metric_fn, str):
-        try:
+        from tasks import metrics as task_metrics
+
+        if metric_fn in METRICS:
             metric_fn = METRICS[metric_fn]
-        except KeyError:
-            raise ValueError(f"unknown metric {metric_fn!r}; known: {sorted(METRICS)}") from None
+        elif metric_fn in task_metrics.METRICS and metric_fn not in task_metrics.CLASSIFICATION_METRICS:
+            metric_fn = _per_run(metric_fn)
+        else:
+            regression = sorted(set(METRICS) | (set(task_metrics.METRICS) - task_metrics.CLASSIFICATION_METRICS))
+            raise ValueError(f"unknown metric {metric_fn!r} for the paired bootstrap; known: {regression} "
+                             "(classification is tested with McNemar; pass a callable fn(pred, labels) for "
+                             "anything else)")
     if not callable(metric_fn):
         raise TypeError(f"metric_fn must be callable or one of {sorted(METRICS)}, got {metric_fn!r}")
     flag = getattr(metric_fn, "batched", None)
@@ -319,7 +342,7 @@ def paired_bootstrap(
 
     Examples are resampled with replacement, with the same indices for both
     systems.  ``metric_fn(pred, labels) -> float`` may be a callable, a name
-    in :data:`METRICS` (vectorised).  A callable is used vectorised (2-D
+    in :data:`METRICS` (vectorised) or another regression metric of ``tasks.metrics``.  A callable is used vectorised (2-D
     arrays, resamples x examples, one value per row) when it has attribute
     ``batched = True``, row by row when ``batched = False``, and otherwise
     after a probe on three resamples checks that a 2-D call matches row-by-row

@@ -18,6 +18,12 @@ Every metric function takes ``(predictions, labels, num_labels)`` as 1-D numpy a
 and returns a Python float. Degenerate inputs never raise: an empty input gives nan,
 a constant input gives nan for the correlations (undefined) and 0.0 for Matthews'
 correlation (as scikit-learn does). Add your own with :func:`register_metric`.
+
+These are the only definitions of the metrics. The per-example paired bootstrap of ``harness.stats``
+scores thousands of resamples at once, so it carries vectorised forms of ``pearson``, ``spearmanr`` and
+``accuracy`` (``harness.stats.METRICS``: the same definitions along the last axis, checked against these
+in ``tests/test_stats.py``); every other regression metric registered here it calls by name, one
+resample at a time.
 """
 
 from __future__ import annotations

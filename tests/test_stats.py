@@ -115,6 +115,54 @@ def test_paired_bootstrap_no_real_difference_is_not_significant():
     assert res["low"] < 0 < res["high"]
 
 
+def test_batched_metrics_are_the_per_run_definitions_row_by_row():
+    """harness.stats' vectorised metrics give, on every row of a batch of resamples, the score
+    tasks.metrics (scikit-learn/scipy) gives on that row alone: one definition, two speeds."""
+    from harness.stats import METRICS
+    from tasks import metrics as task_metrics
+
+    rng = np.random.default_rng(11)
+    labels = np.round(rng.normal(size=(40, 30)), 1)  # rounded: ties, which ranks average
+    preds = np.round(labels + rng.normal(size=(40, 30)), 1)
+    preds[3] = 2.0  # a constant row: the correlation is undefined (NaN) on both sides
+    preds[5] = -labels[5]  # exactly anti-correlated
+    for name in ("pearson", "spearmanr"):
+        got = METRICS[name](preds, labels)
+        want = np.array([task_metrics.METRICS[name](preds[i], labels[i], 1) for i in range(len(labels))])
+        assert np.isnan(got[3]) and np.isnan(want[3])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        assert got[5] == pytest.approx(-1.0)
+    assert METRICS["spearman"] is METRICS["spearmanr"]
+    classes = rng.integers(0, 3, size=(40, 25))
+    logits = rng.normal(size=(40, 25, 3))
+    got = METRICS["accuracy"](logits, classes)
+    want = [task_metrics.accuracy(logits[i].argmax(-1), classes[i], 3) for i in range(40)]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_bootstrap_takes_any_regression_metric_of_tasks_by_name():
+    from tasks import metrics as task_metrics
+
+    y, worse, better = _regression_data(300)
+    # spearmanr, as tasks name it, is the vectorised form
+    assert paired_bootstrap("spearmanr", worse, better, y, n_resamples=300) == paired_bootstrap(
+        "spearman", worse, better, y, n_resamples=300)
+
+    @task_metrics.register_metric("neg_mse_test", classification=False)
+    def neg_mse(predictions, labels, num_labels):
+        return -float(np.mean((predictions - labels) ** 2))
+
+    try:
+        res = paired_bootstrap("neg_mse_test", worse, better, y, n_resamples=300)
+        # worse has noise sd 1, better sd 0.5: the MSE gap is about 1 - 0.25
+        assert res["delta"] == pytest.approx(np.mean((worse - y) ** 2) - np.mean((better - y) ** 2))
+        assert 0.6 < res["delta"] < 0.9 and res["low"] > 0 and res["n_resamples"] == 300
+    finally:
+        task_metrics.METRICS.pop("neg_mse_test")
+    with pytest.raises(ValueError, match="McNemar"):
+        paired_bootstrap("matthews_correlation", worse, better, y, n_resamples=10)
+
+
 # ---------------------------------------------------------------- delta table
 
 
