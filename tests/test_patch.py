@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import torch
 from torch.nn import functional as F
-from transformers import (BertForMaskedLM, BertModel, GPT2ForSequenceClassification, Trainer, TrainingArguments,
-                          Wav2Vec2Config, Wav2Vec2ForSequenceClassification)
+from transformers import (BertForMaskedLM, BertModel, GPT2ForSequenceClassification, LlamaForSequenceClassification,
+                          Trainer, TrainingArguments, Wav2Vec2Config, Wav2Vec2ForSequenceClassification)
 from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassifierOutput
 
 import harness
@@ -455,3 +455,23 @@ def test_the_funnel_mask_is_pooled_as_funnel_pools_its_own():
                 mask[row, real:] = 0
             expected = structure.pool_tensor(mask, mode="min")
             assert torch.equal(families.QUIRKS["funnel"].mask(model.config, mask), expected), (truncate, length)
+
+
+def test_run_bench_takes_a_decoder_from_a_local_directory(tmp_path, capsys):
+    """A family outside the named configs, by local directory: native and a patched head both train."""
+    from transformers import PreTrainedTokenizerFast
+
+    from bench_helpers import runs, tiny_args
+    from harness.cli import main
+    from harness.models import word_level_tokenizer
+
+    model_dir = tmp_path / "tiny-llama"
+    words = word_level_tokenizer(["a good fine great movie film bad awful boring plot"])
+    PreTrainedTokenizerFast(tokenizer_object=words.backend_tokenizer, eos_token="[SEP]",
+                            unk_token="[UNK]").save_pretrained(model_dir)  # no pad token, as decoders ship
+    config = tiny_config("llama", num_labels=2)
+    config.vocab_size, config.pad_token_id = len(words), None
+    LlamaForSequenceClassification(config).save_pretrained(model_dir)
+    assert main(tiny_args(tmp_path / "out", models=str(model_dir), heads="native,sla-2:d=8", seeds=1)) == 0
+    rows = runs(tmp_path / "out")
+    assert sorted(rows["head"]) == ["native", "sla-2:d=8"] and (rows["status"] == "ok").all(), rows["error"].tolist()
