@@ -10,7 +10,7 @@ from transformers.modeling_outputs import ImageClassifierOutput, SequenceClassif
 
 import harness
 from harness import families, patcher
-from harness.heads import build_head, parse_head_spec
+from harness.heads import build_head
 from tiny_models import (DECODER_CONFIGS, FAMILIES, LEFT_PADDED, PADDING, TEXT_CONFIGS, VISION_CONFIGS, pad_more,
                          tiny_config, tiny_inputs, tiny_model)
 
@@ -149,6 +149,12 @@ def test_a_bert_is_read_as_before():
     assert torch.equal(states, hidden) and torch.equal(mask, inputs["attention_mask"].bool())
     assert torch.equal(first, hidden[:, 0]) and grid is None
     assert reading == dataclasses.replace(families.legacy_reading(model.config), backbone_class="BertModel")
+    # a BERT with no layer (the embed-bert named config): its positions never meet, so no state depends
+    # on a later token, yet it is no decoder; its summary stays the CLS
+    config = tiny_config("bert")
+    config.num_hidden_layers = 0
+    embed_only = type(model)(config).eval()
+    assert families.read_classifier(embed_only).summary == "first"
     swin = tiny_model("swin")
     pixels = torch.randn(2, 3, 32, 48)  # not square: (32/4, 48/4) halved once by patch merging
     out = swin.base_model(pixel_values=pixels)
