@@ -147,6 +147,9 @@ def validate(args):
                          "of your own (or leave it out to load from the HF Hub)")
     load_task_plugins(args.task_file)
     tasks = [get_task(name) for name in _csv(args.tasks)]
+    if not args.report_only:
+        for task in tasks:
+            task.load_metrics()  # an evaluate metric that cannot be loaded fails here, before training
     analyses = _csv(args.analysis)
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown:
@@ -276,7 +279,7 @@ def _check_patchable(model: str, named: dict) -> None:
 
 
 def _user_errors():
-    from tasks import TaskDataError, TaskPluginError, UnknownTaskError
+    from tasks import MetricLoadError, TaskDataError, TaskPluginError, UnknownTaskError
 
     from .families import UnsupportedArchitectureError
     from .heads import HeadOptionError, UnknownHeadError
@@ -284,7 +287,7 @@ def _user_errors():
     from .results import ResultsFileError
 
     return (UsageError, StudyError, UnknownTaskError, TaskDataError, TaskPluginError, HeadOptionError, UnknownHeadError, ModelLoadError,
-            ResultsFileError, UnsupportedArchitectureError)
+            ResultsFileError, UnsupportedArchitectureError, MetricLoadError)
 
 
 def list_everything(task_files=()) -> None:

@@ -10,6 +10,7 @@ See tasks/README.md for adding a task in one file (``--task-file my_task.py``).
 """
 
 from .base import Task, TaskDataError
+from .metrics import MetricLoadError
 from .registry import (
     ENTRY_POINT_GROUP,
     TaskPluginError,
@@ -28,6 +29,7 @@ from . import pointer  # noqa: E402,F401
 __all__ = [
     "Task",
     "TaskDataError",
+    "MetricLoadError",
     "UnknownTaskError",
     "TaskPluginError",
     "register_task",

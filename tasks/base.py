@@ -10,6 +10,7 @@ the data is raised as :class:`TaskDataError` with a message that says what to fi
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import warnings
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,15 @@ def _tuple_source(items) -> str:
     return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
 
+def _metric_ref(ref: Any) -> Any:
+    """An evaluate metric reference as stored: a path as a string, ``[path, config]`` as a tuple."""
+    if isinstance(ref, os.PathLike):
+        return os.fspath(ref)
+    if isinstance(ref, (tuple, list)):
+        return tuple(os.fspath(r) if isinstance(r, os.PathLike) else r for r in ref)
+    return ref
+
+
 def _split_of(path: Path) -> str:
     """The split a parquet file holds: ``test.parquet`` and ``test-00000-of-00002.parquet`` -> ``test``."""
     match = _SHARD_RE.match(path.stem)
@@ -72,6 +82,10 @@ class Task:
     * ``loader``: optional ``loader(task, data_dir, splits)`` that builds the data itself
       (generated tasks, CSV files, ...); it replaces the hub/parquet loading, and its result is
       validated the same way.
+    * ``evaluate_metrics``: metrics of the ``evaluate`` library, ``{name: ref}``: ``ref`` a hub id,
+      the path of a local metric module (a ``.py`` file defining an ``evaluate.Metric`` subclass), or
+      ``(id or path, config_name)``. Each ``name`` may then appear in ``metric`` / ``metrics`` like a
+      built-in one; its score is the metric's result of that name (or its only result).
     """
 
     name: str
@@ -90,6 +104,7 @@ class Task:
     description: str = ""
     metrics: tuple[str, ...] = ()
     loader: Loader | None = field(default=None, repr=False)
+    evaluate_metrics: Any = ()  # {name: hub id or local module path}; stored as ((name, ref), ...)
 
     # ------------------------------------------------------------------ definition checks
     def __post_init__(self) -> None:
@@ -101,6 +116,10 @@ class Task:
             object.__setattr__(self, name, tuple(value))
         if self.label_names is not None:
             object.__setattr__(self, "label_names", tuple(str(n) for n in self.label_names))
+        extra = self.evaluate_metrics  # {name: ref} -> ((name, ref), ...): hashable, like the other fields
+        pairs = list(extra.items()) if isinstance(extra, Mapping) else list(extra or ())
+        object.__setattr__(self, "evaluate_metrics", tuple(
+            (p[0], _metric_ref(p[1])) if isinstance(p, (tuple, list)) and len(p) == 2 else p for p in pairs))
 
         def bad(msg: str) -> None:
             raise ValueError(f"invalid task definition {self.name!r}: {msg}")
@@ -121,10 +140,19 @@ class Task:
             bad(f"{len(self.label_names)} label_names for num_labels={self.num_labels}")
         if self.is_regression and self.label_names is not None:
             bad("a regression task (num_labels=1) has no label_names")
+        for pair in self.evaluate_metrics:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and pair[0]
+                    and (isinstance(pair[1], str) and pair[1] or isinstance(pair[1], tuple) and len(pair[1]) == 2)):
+                bad(f"evaluate_metrics must map names to an evaluate hub id or a metric module path (or "
+                    f"(path, config_name)), e.g. {{'exact_match': 'metrics/exact_match.py'}}; got {pair!r}")
+            if pair[0] in _metrics.METRICS or pair[0] == "combined":
+                bad(f"evaluate metric name {pair[0]!r} is a built-in metric's; give it another name, e.g. "
+                    f"'{pair[0]}_evaluate' (the built-in one stays scikit-learn/scipy)")
         names = self.metric_names
-        unknown = [m for m in names if m not in _metrics.METRICS]
+        unknown = [m for m in names if m not in _metrics.METRICS and m not in self._evaluate_refs]
         if unknown:
-            bad(f"unknown metric(s) {unknown}; known: {sorted(_metrics.METRICS)}")
+            bad(f"unknown metric(s) {unknown}; known: {sorted(_metrics.METRICS)}, or name an evaluate metric "
+                f"in evaluate_metrics={{{unknown[0]!r}: 'hub id or path/to/metric.py'}}")
         allowed = set(names) | ({"combined"} if len(names) > 1 else set())
         if self.metric not in allowed:
             bad(f"main metric {self.metric!r} is not among the reported metrics {sorted(allowed)}")
@@ -137,6 +165,10 @@ class Task:
     @property
     def is_regression(self) -> bool:
         return self.num_labels == 1
+
+    @property
+    def _evaluate_refs(self) -> dict:
+        return dict(self.evaluate_metrics)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -169,6 +201,7 @@ class Task:
         out["metrics"] = list(self.metric_names)
         out["is_regression"] = self.is_regression
         out["custom_loader"] = self.loader is not None
+        out["evaluate_metrics"] = {n: r if isinstance(r, str) else list(r) for n, r in self.evaluate_metrics}
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -184,7 +217,16 @@ class Task:
             labels,
             num_labels=self.num_labels,
             regression=self.is_regression,
+            evaluate_metrics=self._evaluate_refs,
         )
+
+    def load_metrics(self) -> None:
+        """Load the task's ``evaluate`` metrics now (a run checks them before training); raises
+        :class:`tasks.metrics.MetricLoadError` naming the fix."""
+        used = set(self.metric_names)
+        for name, ref in self.evaluate_metrics:
+            if name in used:
+                _metrics.load_evaluate_metric(ref)
 
     # ------------------------------------------------------------------ loading
     def load(

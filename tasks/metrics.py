@@ -19,7 +19,12 @@ and returns a Python float. Degenerate inputs never raise: an empty input gives 
 a constant input gives nan for the correlations (undefined) and 0.0 for Matthews'
 correlation (as scikit-learn does). Add your own with :func:`register_metric`.
 
-These are the only definitions of the metrics. The per-example paired bootstrap of ``harness.stats``
+A task may also score with a metric of the Hugging Face ``evaluate`` library (``Task.evaluate_metrics``,
+a name -> a hub id such as ``"exact_match"``, or the path of a local module: a ``.py`` file defining one
+``evaluate.Metric`` subclass). :func:`load_evaluate_metric` loads it (once per process) and
+:func:`evaluate_score` scores with it; the built-in metrics above never go through ``evaluate``.
+
+These are the only definitions of the built-in metrics. The per-example paired bootstrap of ``harness.stats``
 scores thousands of resamples at once, so it carries vectorised forms of ``pearson``, ``spearmanr`` and
 ``accuracy`` (``harness.stats.METRICS``: the same definitions along the last axis, checked against these
 in ``tests/test_stats.py``); every other regression metric registered here it calls by name, one
@@ -28,9 +33,11 @@ resample at a time.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Union
 
 import numpy as np
 
@@ -152,10 +159,96 @@ def as_scores(predictions: Any) -> np.ndarray:
     return arr
 
 
+# ---------------------------------------------------------------------------- evaluate metrics
+#: An evaluate metric: a hub id or a local module path, or ``(id or path, config_name)``.
+EvaluateRef = Union[str, tuple]
+
+
+class MetricLoadError(ValueError):
+    """An ``evaluate`` metric that cannot be loaded (offline hub id, missing file, not a metric module)."""
+
+
+def _ref_parts(ref: EvaluateRef) -> tuple[str, Any]:
+    return (ref, None) if isinstance(ref, str) else (str(ref[0]), ref[1])
+
+
+def _is_local(path: str) -> bool:
+    """A module path rather than a hub id: ends in .py, starts like a path, or exists here."""
+    return path.endswith(".py") or path.startswith(("/", ".", "~")) or Path(path).exists()
+
+
+@functools.lru_cache(maxsize=None)
+def load_evaluate_metric(ref: EvaluateRef):
+    """The ``evaluate`` metric module of ``ref``: ``evaluate.load(path, config_name, keep_in_memory=True)``.
+
+    ``ref`` is a hub id (``"exact_match"``, ``"evaluate-metric/glue"``: downloaded once, then read from the
+    HF cache), the path of a local module (a ``.py`` file, or a folder holding ``<folder name>.py``, defining
+    one ``evaluate.Metric`` subclass), or ``(id or path, config_name)``. A local path is taken relative
+    to the working directory. Raises :class:`MetricLoadError` saying what to fix.
+    """
+    path, config = _ref_parts(ref)
+    try:
+        import evaluate
+    except ImportError as error:
+        raise MetricLoadError(f"the metric {path!r} is an evaluate metric, and the evaluate package is not "
+                              "installed: pip install evaluate (or pip install 'sla-bench[metrics]')") from error
+    local = _is_local(path)
+    where = Path(path).expanduser()
+    if local and not where.exists():
+        raise MetricLoadError(f"the evaluate metric module {path!r} does not exist (from the working directory "
+                              f"{Path.cwd()}); give its path (absolute, or build it from Path(__file__) in a task "
+                              "file)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = evaluate.load(str(where) if local else path, config_name=config, keep_in_memory=True)
+    except Exception as error:
+        if local:
+            fix = ("a local metric module is a .py file that defines one evaluate.Metric subclass with _info() and "
+                   "_compute(predictions, references) (see tasks/README.md)")
+        else:
+            fix = ("a hub id is downloaded from the Hugging Face Hub: run once with network access (it is then "
+                   "cached under ~/.cache/huggingface), or give the path of a local metric module (a .py file "
+                   "defining an evaluate.Metric subclass)")
+        raise MetricLoadError(f"could not load the evaluate metric {path!r}"
+                              + (f" (config {config!r})" if config else "")
+                              + f": {type(error).__name__}: {error}. Fix: {fix}.") from error
+    if not callable(getattr(module, "compute", None)):
+        raise MetricLoadError(f"{path!r} loaded as {type(module).__name__}, which has no compute(); it must "
+                              "define an evaluate.Metric subclass")
+    return module
+
+
+def evaluate_score(name: str, ref: EvaluateRef, predictions: np.ndarray, labels: np.ndarray,
+                   results: dict | None = None) -> float:
+    """The score ``name`` of the evaluate metric ``ref`` on these predictions:
+    ``module.compute(predictions=..., references=...)[name]``, or its only value when it returns one.
+    ``results`` (ref -> result dict) shares one computation among the names of one metric."""
+    path, _ = _ref_parts(ref)
+    results = {} if results is None else results
+    if ref not in results:
+        module = load_evaluate_metric(ref)
+        results[ref] = dict(module.compute(predictions=predictions.tolist(), references=labels.tolist()) or {})
+    result = results[ref]
+    if name in result:
+        value = result[name]
+    elif len(result) == 1:
+        value = next(iter(result.values()))
+    else:
+        raise ValueError(f"the evaluate metric {path!r} returned {sorted(result)}, none named {name!r}: name the "
+                         "task's metric after one of them (evaluate_metrics={'<key>': ...})")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the evaluate metric {path!r} gave {name!r} = {value!r}, not a number") from None
+
+
 def compute(
-    names: Iterable[str], predictions: Any, labels: Any, *, num_labels: int, regression: bool
+    names: Iterable[str], predictions: Any, labels: Any, *, num_labels: int, regression: bool,
+    evaluate_metrics: Mapping[str, EvaluateRef] | None = None,
 ) -> dict[str, float]:
-    """Compute the named metrics (plus ``combined`` when there are several)."""
+    """Compute the named metrics (plus ``combined`` when there are several): built-in ones by their
+    definition here, the names of ``evaluate_metrics`` (name -> evaluate ref) through ``evaluate``."""
     names = list(names)
     if regression:
         preds, labs = as_scores(predictions), as_scores(labels)
@@ -164,7 +257,11 @@ def compute(
     if preds.shape != labs.shape:
         raise ValueError(f"predictions and labels differ in length: {preds.shape[0]} vs {labs.shape[0]}")
     out: dict[str, float] = {}
+    extra, results = dict(evaluate_metrics or {}), {}
     for name in names:
+        if name in extra:
+            out[name] = evaluate_score(name, extra[name], preds, labs, results)
+            continue
         try:
             fn = METRICS[name]
         except KeyError:
