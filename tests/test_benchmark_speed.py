@@ -1,4 +1,5 @@
-"""benchmarks/speed.py at a tiny size: the structure of its results, with numbers (no timing thresholds).
+"""benchmarks/speed/ (python -m benchmarks.speed) at a tiny size: the structure of its results, with numbers
+(no timing thresholds).
 
 Every section runs once, on CPU, with tiny-bert (2 layers, hidden 64) on toy-sentiment for the
 overhead/glue sections and 1-layer, hidden-32 BERT/ViT shapes for the heads: batch 4, 2 timed steps
@@ -6,6 +7,7 @@ after 1 warm-up step, 1 repeat, one torch thread.
 """
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -143,3 +145,12 @@ def test_arguments():
     for bad in (["--sections", "speed"], ["--text-shape", "1,2,3"], ["--steps", "0"]):
         with pytest.raises(SystemExit):
             speed.parse_args(["--device", "cpu", *bad])
+
+
+def test_python_dash_m_runs_the_package():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--help"], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m benchmarks.speed") and "--sections SECTIONS" in done.stdout
+    assert "Sections (``--sections overhead,glue,heads``)" in done.stdout  # the package's docstring is the help

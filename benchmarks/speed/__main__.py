@@ -1,0 +1,6 @@
+"""``python -m benchmarks.speed``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
