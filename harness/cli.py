@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import math
@@ -417,6 +418,19 @@ def _log_to_stderr(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _folder_files(out_dir: Path):
+    """Hold the lock of ``runs.csv`` while a worker writes the folder's other files (study.yaml, deltas.csv,
+    summary.md): their writers then serialise too, so the temporary files a killed one left can go."""
+    from .fileio import remove_stale_temps
+    from .results import ResultsStore
+
+    with ResultsStore(out_dir / "runs.csv")._lock():
+        for name in ("study.yaml", "deltas.csv", "summary.md"):
+            remove_stale_temps(out_dir / name)
+        yield
+
+
 def _run(args, argv, study, prepared) -> int:
     from accelerate import Accelerator
 
@@ -433,7 +447,8 @@ def _run(args, argv, study, prepared) -> int:
                               log_with=trackers or None, project_dir=str(config.out_dir / "tracking"))
     if accelerator.is_main_process:
         config.out_dir.mkdir(parents=True, exist_ok=True)
-        write_study_file(study, prepared, args)
+        with _folder_files(config.out_dir):
+            write_study_file(study, prepared, args)
     accelerator.wait_for_everyone()
     if not args.report_only:
         for grid, splits in prepared:
@@ -445,8 +460,9 @@ def _run(args, argv, study, prepared) -> int:
                          if counts.get("elsewhere") else ""))
     if accelerator.is_main_process:
         tasks = {t.name: t for grid, _ in prepared for t in _report_tasks(grid)}
-        table = write_report(config.out_dir, list(tasks.values()), command="run_bench.py " + " ".join(argv),
-                             baselines=config.baselines)
+        with _folder_files(config.out_dir):
+            table = write_report(config.out_dir, list(tasks.values()), command="run_bench.py " + " ".join(argv),
+                                 baselines=config.baselines)
         print(markdown(table))
         log.info("wrote %s/runs.csv, deltas.csv, summary.md, study.yaml", config.out_dir)
         analyses = tuple(dict.fromkeys(a for grid, _ in prepared for a in grid.analyses))
@@ -497,7 +513,7 @@ def write_study_file(study, prepared, args) -> None:
 
     if path.is_file():
         study = study.merged_with(StudyConfig.load(path), ids)
-    atomic_write(path, study.to_yaml())
+    atomic_write(path, study.to_yaml(full=True))
 
 
 if __name__ == "__main__":

@@ -152,24 +152,25 @@ class StudyConfig:
         return cls.from_mapping(parse_study_text(text, str(path)), str(path), overrides)
 
     # ------------------------------------------------------------------ writing
-    def to_mapping(self) -> dict:
-        """The study as a file would say it: keys equal in every grid at the top, the rest in parts;
-        defaults left out."""
-        changed = [g.changed() for g in self.grids]
-        shared = {k: v for k, v in changed[0].items() if all(k in c and c[k] == v for c in changed[1:])}
+    def to_mapping(self, full: bool = False) -> dict:
+        """The study as a file would say it: keys equal in every grid at the top, the rest in parts.
+        ``full``: every key, defaults included (a folder's study.yaml, so that it keeps its meaning
+        whatever later defaults become); else only the keys that differ from the defaults."""
+        changed = [dataclasses.asdict(g) if full else g.changed() for g in self.grids]
         # a key some part leaves at its default cannot be shared by the others
+        shared = {k: v for k, v in changed[0].items() if all(k in c and c[k] == v for c in changed[1:])}
         out: dict = {"out": self.out}
-        if tuple(self.baseline) != ("native",):
+        if full or tuple(self.baseline) != ("native",):
             out["baseline"] = list(self.baseline)
         out.update({k: _plain(v) for k, v in shared.items()})
         if len(self.grids) > 1:
             out[PARTS] = [{k: _plain(v) for k, v in c.items() if k not in shared} for c in changed]
         return out
 
-    def to_yaml(self) -> str:
+    def to_yaml(self, full: bool = False) -> str:
         import yaml
 
-        return yaml.safe_dump(self.to_mapping(), sort_keys=False, default_flow_style=None, width=100)
+        return yaml.safe_dump(self.to_mapping(full), sort_keys=False, default_flow_style=None, width=100)
 
     def merged_with(self, earlier: "StudyConfig", cells_of) -> "StudyConfig":
         """This study plus the grids of ``earlier`` (the folder's study file) that it does not cover.

@@ -127,3 +127,16 @@ def test_bad_study_files_exit_2_and_write_nothing(tmp_path, capsys, text, words)
 def test_missing_study_file_exits_2(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read the study file" in capsys.readouterr().err
+
+
+def test_the_folders_copy_spells_out_every_key(tmp_path):
+    """OUT/study.yaml names defaults too, so it keeps its meaning whatever later defaults become."""
+    out = tmp_path / "out"
+    config = tmp_path / "study.yaml"
+    config.write_text(TINY_STUDY.format(out=out))
+    assert main(["--config", str(config)]) == 0
+    import yaml
+
+    written = yaml.safe_load((out / "study.yaml").read_text())
+    assert written["head_lr"] == 0.001 and written["precision"] == "no" and written["baseline"] == ["native"]
+    assert set(written) == set(Grid().__dataclass_fields__) | {"out", "baseline"}
