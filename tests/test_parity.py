@@ -15,14 +15,16 @@ from tasks import get_task
 STEPS = 12
 
 
-def _setup(n=96):
+def _setup(n=96, regression=False):
     task = get_task("toy-sentiment")
     split = task.load()[task.train_split].select(range(n))
     tokenizer = word_level_tokenizer(split["sentence"])
     rows = data.TextRows(split, task, tokenizer, max_length=32)
+    if regression:  # a real-valued target from the same rows, as STS-B's 0-5 scores
+        rows.labels = rows.labels.float() * 4 + torch.linspace(0, 1, len(rows.labels))
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=1 if regression else 2,
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
     return task, rows, tokenizer, BertForSequenceClassification(config)
 
@@ -51,10 +53,12 @@ def _trainer_losses(model, rows, tokenizer, recipe, tmp_path) -> list:
     return losses, model
 
 
-def test_per_step_losses_equal_trainers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("regression", [False, True], ids=["classification", "regression"])
+def test_per_step_losses_equal_trainers(tmp_path, monkeypatch, regression):
     """Same initial weights, same batches, dropout off: the harness's per-step training losses equal
-    Trainer's given the harness's optimizer, parameter groups, schedule and clipping."""
-    _, rows, tokenizer, model = _setup()
+    Trainer's given the harness's optimizer, parameter groups, schedule and clipping (cross-entropy,
+    and MSE for a one-output regression model)."""
+    _, rows, tokenizer, model = _setup(regression=regression)
     recipe = train.TrainConfig(max_steps=STEPS, batch_size=8, lr=5e-4, head_lr=5e-3, group_by_length=False)
     ours, mine = _harness_losses(copy.deepcopy(model), rows, recipe, monkeypatch)
     theirs, stock = _trainer_losses(copy.deepcopy(model), rows, tokenizer, recipe, tmp_path)
