@@ -64,6 +64,7 @@ __all__ = [
     "ResultsStore",
     "merge_results",
     "latest_rows",
+    "latest_index",
     "run_id",
     "canonical_json",
     "utc_now",
@@ -350,16 +351,22 @@ def _preference(row: Mapping[str, str]) -> tuple:
     return (1 if row.get("status") == "ok" else 0, finished_key(row.get("finished_at", "")))
 
 
+def latest_index(rows: Iterable[Mapping[str, str]]) -> list[int]:
+    """The positions of the rows :func:`latest_rows` keeps, in order of first appearance of their
+    run_id: the one rule of de-duplication (runs.csv readers, merges and the delta table use it)."""
+    best: dict[str, tuple[int, tuple]] = {}
+    for i, row in enumerate(rows):
+        rid, rank = row.get("run_id", ""), _preference(row)
+        if rid not in best or rank > best[rid][1]:
+            best[rid] = (i, rank)
+    return [i for i, _ in best.values()]
+
+
 def latest_rows(rows: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
     """One row per run_id: ``ok`` beats anything else; among equals the latest
     ``finished_at`` wins (exact ties: the first seen).  Order: first appearance."""
-    best: dict[str, dict[str, str]] = {}
-    for row in rows:
-        rid = row.get("run_id", "")
-        current = best.get(rid)
-        if current is None or _preference(row) > _preference(current):
-            best[rid] = dict(row)
-    return list(best.values())
+    rows = list(rows)
+    return [dict(rows[i]) for i in latest_index(rows)]
 
 
 def _type_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from .results import finished_key, canonical_json
+from .results import canonical_json, latest_index
 
 __all__ = [
     "bootstrap_ci",
@@ -399,12 +399,6 @@ def _canonical_options(value: Any) -> str:
     return "" if obj in (None, {}, []) else canonical_json(obj)
 
 
-def _finished_sort_key(value: Any) -> float:
-    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-    known, timestamp, _ = finished_key(text)
-    return timestamp if known else -math.inf
-
-
 def _prepare(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     missing = [c for c in ("task", "model", "head", "seed", "score") if c not in frame.columns]
     if missing:
@@ -428,10 +422,10 @@ def _prepare(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     df["seed"] = df["seed"].astype("int64")
     df["head_options"] = [_canonical_options(v) for v in df["head_options"]]
     # One row per run_id (a forced re-run replaces the earlier result).
-    df["_finished"] = [_finished_sort_key(v) for v in df["finished_at"]]
     df["_order"] = np.arange(len(df))
-    with_id = df[df["run_id"] != ""].sort_values(["_finished", "_order"]).drop_duplicates("run_id", keep="last")
-    df = pd.concat([with_id, df[df["run_id"] == ""]]).sort_values("_order")
+    named = df[df["run_id"] != ""]
+    keep = latest_index({"run_id": r, "status": "ok", "finished_at": f} for r, f in zip(named["run_id"], named["finished_at"]))
+    df = pd.concat([named.iloc[keep], df[df["run_id"] == ""]]).sort_values("_order")
     dup = df.duplicated(_KEYS + ["seed"], keep=False)
     if dup.any():
         first = df[dup].iloc[0]
