@@ -406,3 +406,21 @@ def test_modules_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_crafted_pickle_in_predictions_is_refused_not_run(tmp_path):
+    """Nothing the tool reads back executes code: an .npz whose array is a pickle that would create a
+    file on load is refused, and the file never appears."""
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    with open(folder / "abc.npz", "wb") as fh:
+        np.savez(fh, predictions=np.array([Payload()], dtype=object), labels=np.array([0]))
+    with pytest.raises(ValueError, match="pickle"):
+        results.load_predictions(tmp_path, "abc")
+    assert not marker.exists()
