@@ -94,6 +94,8 @@ class Claims:
                 and isinstance(v.get("expires"), (int, float))}
 
     def _write(self, claims: dict) -> None:
+        """Replace the file (call under the lock); temporary files of killed writers go first."""
+        fileio.remove_stale_temps(self.path)
         if claims:
             fileio.atomic_write(self.path, json.dumps(claims, sort_keys=True, indent=0) + "\n")
         elif os.path.exists(self.path):
