@@ -114,7 +114,7 @@ class StudyConfig:
             raise StudyError(f"{source}: expected a mapping of keys (tasks, models, heads, ...), got "
                              f"{type(data).__name__}")
         data = {_key(k, source): v for k, v in data.items()}
-        overrides = {_key(k, "the command line"): v for k, v in (overrides or {}).items()}
+        overrides = {_key(k, COMMAND_LINE): v for k, v in (overrides or {}).items()}
         parts = data.pop(PARTS, None)
         top = {**data, **overrides}
         whole = {k: top.pop(k) for k in STUDY_KEYS if k in top}
@@ -137,7 +137,7 @@ class StudyConfig:
         if "baseline" in whole:
             study.baseline = _value("baseline", whole["baseline"], source, tuple)
             if not study.baseline:
-                raise StudyError(f"{source}: 'baseline' needs a head, e.g. native or mean")
+                raise StudyError(f"{source}: {_named('baseline', source)} needs a head, e.g. native or mean")
         return study
 
     @classmethod
@@ -209,10 +209,21 @@ def _key(key, source: str) -> str:
     raise StudyError(f"{source}: unknown key '{key}'; {hint}known keys: {', '.join(KEYS + (PARTS,))}")
 
 
+COMMAND_LINE = "the command line"
+
+
+def _named(key: str, source: str) -> str:
+    """A key as its source spells it: ``--warmup-ratio`` on the command line, 'warmup_ratio' in a file."""
+    if source == COMMAND_LINE:
+        flag = next((f for f, k in FLAG_TO_KEY.items() if k == key), key)
+        return "--" + flag.replace("_", "-")
+    return f"'{key}'"
+
+
 def _value(key: str, value, source: str, kind):
     """``value`` of ``key`` as ``kind`` (int, float, bool, str, tuple; Optional allowed as None)."""
     def bad(want: str):
-        return StudyError(f"{source}: '{key}' must be {want}, got {value!r}")
+        return StudyError(f"{source}: {_named(key, source)} must be {want}, got {value!r}")
 
     if value is None:
         return None
@@ -257,9 +268,9 @@ def _grid(values: Mapping, source: str) -> Grid:
     for key, value in values.items():
         checked[key] = _value(key, value, source, _kind(_TYPES[key]))
         if key in _CHOICES and checked[key] not in _CHOICES[key]:
-            raise StudyError(f"{source}: '{key}' must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise StudyError(f"{source}: {_named(key, source)} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
         if checked[key] is None and "Optional" not in str(_TYPES[key]):
-            raise StudyError(f"{source}: '{key}' needs a value")
+            raise StudyError(f"{source}: {_named(key, source)} needs a value")
     return Grid(**checked)
 
 
@@ -278,4 +289,4 @@ def study_from_args(args, explicit: Sequence[str]) -> StudyConfig:
     given = {k: values[k] for k in KEYS if k in values and (k in explicit or not args.config)}
     if args.config:
         return StudyConfig.load(args.config, overrides=given)
-    return StudyConfig.from_mapping({}, "the command line", overrides=given)
+    return StudyConfig.from_mapping({}, COMMAND_LINE, overrides=given)

@@ -12,12 +12,10 @@ FOLDERS = sorted(p.parent for p in (ROOT / "results").rglob("runs.csv") if "defa
 
 
 def _cells(study: StudyConfig) -> set:
-    from harness.cli import grid_args, validate
-    from harness.cli import build_parser
+    from harness.pipeline import RunOptions, prepare
     from harness.runner import cells
 
-    flags = build_parser().parse_args(["--report-only"])
-    return {c.run_id for grid in study.grids for c in cells(validate(grid_args(flags, study, grid))[0])}
+    return {c.run_id for config, _ in prepare(study, RunOptions(report_only=True)) for c in cells(config)}
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: str(p.relative_to(ROOT / "results")))

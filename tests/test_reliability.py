@@ -167,10 +167,13 @@ def test_two_workers_with_the_same_command_train_each_cell_once(tmp_path):
 
 
 def _grid_ids(out, **grid):
-    from harness.cli import build_parser, validate
+    from harness.cli import build_parser
+    from harness.pipeline import RunOptions, prepare
     from harness.runner import cells
+    from harness.study import study_from_args
 
-    config, _ = validate(build_parser().parse_args(tiny_args(out, **grid)))
+    study = study_from_args(build_parser().parse_args(tiny_args(out, **grid)), set())
+    config, _ = prepare(study, RunOptions(report_only=True))[0]
     return [c.run_id for c in cells(config)]
 
 
