@@ -110,8 +110,10 @@ def test_family(family, tmp_path, trainer_args):
     assert type(loaded) is type(model) and loaded.spec == model.spec and loaded.reading == model.reading
     with torch.no_grad():
         reference = model(**inputs).logits
-        assert torch.equal(loaded(**inputs).logits, reference)
-        assert torch.equal(type(model).from_pretrained(tmp_path).eval()(**inputs).logits, reference)
+        # equal to float tolerance: a mixture-of-experts backbone may sum its experts in another order
+        torch.testing.assert_close(loaded(**inputs).logits, reference, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(type(model).from_pretrained(tmp_path).eval()(**inputs).logits, reference,
+                                   rtol=1e-5, atol=1e-6)
 
     # Two Trainer steps move the classifier, the head and the backbone.
     before = [p.detach().clone() for p in (model.classifier.weight, *model.head.parameters())]
