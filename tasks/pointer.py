@@ -1,5 +1,9 @@
 """``pointer-1`` ... ``pointer-4``: a generated pointer-chasing task whose answer takes exactly ``hops`` hops.
 
+Retired for depth studies: no head learns 2 to 4 hops here, because the relation a hop follows is hidden
+inside each cell token's identity. ``multihop-H`` (tasks/multihop.py) exposes it in the input; this task stays
+for the committed ``pointer-*`` analyses (tasks/README.md says more).
+
 Format
 ======
 One example is a line of space-separated word tokens: the start token ``q<s>``, then ``3 * hops``
